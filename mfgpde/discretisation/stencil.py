@@ -1,0 +1,61 @@
+"""Sparse assembly of (2d+1)-point star-stencil operators on a grid's owned rows.
+
+Coefficients come as an array of shape (2d+1, *owned_shape) in the order
+[centre, axis 0 −, axis 0 +, axis 1 −, axis 1 +, ...].  A neighbour behind a
+reflecting wall is the point itself, so its coefficient adds onto the diagonal.
+"""
+import numpy as np
+from petsc4py import PETSc
+
+
+class Stencil:
+    def __init__(self, grid):
+        self.grid = grid
+        cols = [grid.owned_indices()]
+        for d in range(grid.dim):
+            cols += [grid.neighbour_indices(d, -1), grid.neighbour_indices(d, +1)]
+        self.width = len(cols)
+        self._rows = cols[0].reshape(-1, 1, order="F").astype(PETSc.IntType)
+        self._cols = np.stack([c.ravel(order="F") for c in cols], axis=1).astype(PETSc.IntType)
+
+    def matrix(self):
+        """An empty matrix with the grid's layout and the star pattern preallocated."""
+        mat = self.grid.da.createMatrix()
+        mat.setOption(PETSc.Mat.Option.NEW_NONZERO_ALLOCATION_ERR, True)
+        return mat
+
+    def laplacian_coefficients(self):
+        """Coefficients of Δ_h."""
+        h = self.grid.h
+        c = np.zeros((self.width,) + self.grid.owned_shape)
+        for d in range(self.grid.dim):
+            c[0] -= 2.0 / h[d] ** 2
+            c[1 + 2 * d] = c[2 + 2 * d] = 1.0 / h[d] ** 2
+        return c
+
+    def drift_coefficients(self, dH_dp, sides):
+        """Coefficients of v ↦ Σ_d ∂H/∂p_d · D̃_d v, the linearisation of H(x, p̃(u)) where
+        D̃_d is the one-sided difference named by sides[d] (−1, 0, +1)."""
+        h = self.grid.h
+        c = np.zeros((self.width,) + self.grid.owned_shape)
+        for d in range(self.grid.dim):
+            fwd = np.where(sides[d] > 0, dH_dp[d] / h[d], 0.0)
+            bwd = np.where(sides[d] < 0, dH_dp[d] / h[d], 0.0)
+            c[0] += bwd - fwd
+            c[1 + 2 * d] = -bwd
+            c[2 + 2 * d] = fwd
+        return c
+
+    def assemble(self, mat, coefficients, transpose=False):
+        """mat ← the operator (or its transpose) with the given coefficients."""
+        vals = np.moveaxis(coefficients, 0, -1).reshape(-1, self.width, order="F")
+        vals = np.ascontiguousarray(vals, dtype=PETSc.ScalarType)
+        mat.zeroEntries()
+        if transpose:
+            rows = np.broadcast_to(self._rows, self._cols.shape)
+            mat.setValuesLocalRCV(self._cols.reshape(-1, 1), np.ascontiguousarray(rows).reshape(-1, 1),
+                                  vals.reshape(-1, 1), addv=PETSc.InsertMode.ADD_VALUES)
+        else:
+            mat.setValuesLocalRCV(self._rows, self._cols, vals, addv=PETSc.InsertMode.ADD_VALUES)
+        mat.assemble()
+        return mat

@@ -1,0 +1,8 @@
+"""Result files (HDF5), the ``mfgpde info`` text and plots.
+
+Importing this package does not import matplotlib.pyplot.
+"""
+from .hdf5 import Result, cell_volume, describe, read_result, write_result
+from .plots import plot_result
+
+__all__ = ["Result", "cell_volume", "describe", "plot_result", "read_result", "write_result"]

@@ -1,0 +1,225 @@
+"""HDF5 result files for mfgpde (a published layout; keep it exact).
+
+Layout::
+
+    /grid/<axis>        1-D coordinates, one dataset per axis;
+                        attribute ``axes`` on /grid = axis names in order
+    /time/t             1-D times (nt + 1 values)
+    /solution/<field>   shape (len(t), *grid sizes), time axis first
+    /history/<name>     1-D convergence history (optional)
+    /<group>/<name>     extra datasets (optional, e.g. /closed_form/u)
+    root attributes     model, config (JSON string), version, status, ...
+
+Files are written atomically on a single rank (serial h5py driver): a file is
+either complete or absent.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+RESERVED_GROUPS = ("grid", "time", "solution", "history")
+
+
+@dataclass
+class Result:
+    """An in-memory result file; ``attrs["config"]`` is a dict."""
+
+    axes: dict
+    t: np.ndarray
+    fields: dict
+    attrs: dict
+    history: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+
+
+def _json_default(obj):
+    if hasattr(obj, "tolist"):  # numpy scalars and arrays
+        return obj.tolist()
+    return str(obj)  # paths and other odd objects
+
+
+def _encode_attr(value):
+    """Nested containers become JSON strings; strings/numbers/arrays as-is."""
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, default=_json_default)
+    return value
+
+
+def _decode_attr(value):
+    if isinstance(value, bytes):
+        value = value.decode("utf-8")
+    if isinstance(value, str) and value[:1] in "{[":
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _validate(axes, t, fields, history, extra):
+    t = np.asarray(t)
+    if t.ndim != 1 or t.size == 0:
+        raise ValueError(f"t must be a non-empty 1-D array, got shape {t.shape}")
+    if not axes:
+        raise ValueError("axes must name at least one grid axis")
+    axes = {str(k): np.asarray(v) for k, v in axes.items()}
+    for name, a in axes.items():
+        if a.ndim != 1 or a.size == 0:
+            raise ValueError(f"axis {name!r} must be a non-empty 1-D array, got shape {a.shape}")
+    shape = (t.size, *(a.size for a in axes.values()))
+    fields = {str(k): np.asarray(v) for k, v in fields.items()}
+    for name, f in fields.items():
+        if f.shape != shape:
+            raise ValueError(f"field {name!r} has shape {f.shape}, expected {shape} (time, {', '.join(axes)})")
+    history = {str(k): np.asarray(v) for k, v in (history or {}).items()}
+    for name, h in history.items():
+        if h.ndim != 1:
+            raise ValueError(f"history {name!r} must be 1-D, got shape {h.shape}")
+    for group in extra or {}:
+        if group in RESERVED_GROUPS:
+            raise ValueError(f"extra group {group!r} clashes with a reserved group")
+    return axes, t, fields, history
+
+
+def write_result(path, *, axes, t, fields, attrs, history=None, extra=None) -> None:
+    """Write one result file atomically (temporary file + os.replace).
+
+    ``axes``: ordered name -> 1-D coordinates; ``t``: 1-D times; ``fields``:
+    name -> array of shape (len(t), *axis sizes); ``attrs``: root attributes
+    (dicts/lists stored as JSON strings, None values skipped); ``history``:
+    name -> 1-D array; ``extra``: group -> {name: array}. Raises ValueError on
+    bad shapes. On any error the target is untouched and no temporary remains.
+    Call on one rank only.
+    """
+    axes, t, fields, history = _validate(axes, t, fields, history, extra)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+    try:
+        with h5py.File(tmp, "w", track_order=True) as f:
+            grid = f.create_group("grid")
+            grid.attrs["axes"] = np.array(list(axes), dtype=h5py.string_dtype())
+            for name, a in axes.items():
+                grid.create_dataset(name, data=a)
+            f.create_group("time").create_dataset("t", data=t)
+            sol = f.create_group("solution", track_order=True)
+            for name, arr in fields.items():
+                sol.create_dataset(name, data=arr)
+            if history:
+                hist = f.create_group("history", track_order=True)
+                for name, h in history.items():
+                    hist.create_dataset(name, data=h)
+            for group, datasets in (extra or {}).items():
+                g = f.create_group(str(group), track_order=True)
+                for name, arr in datasets.items():
+                    g.create_dataset(str(name), data=np.asarray(arr))
+            for key, value in attrs.items():
+                if value is not None:
+                    f.attrs[str(key)] = _encode_attr(value)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.remove(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def read_result(path) -> Result:
+    """Read a whole result file back into memory (config decoded to a dict)."""
+    with h5py.File(path, "r") as f:
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in f["grid"].attrs["axes"]]
+        axes = {n: f["grid"][n][()] for n in names}
+        t = f["time/t"][()]
+        fields = {k: v[()] for k, v in f["solution"].items()}
+        history = {k: v[()] for k, v in f["history"].items()} if "history" in f else {}
+        extra = {
+            g: {k: v[()] for k, v in f[g].items() if isinstance(v, h5py.Dataset)}
+            for g in f
+            if g not in RESERVED_GROUPS and isinstance(f[g], h5py.Group)
+        }
+        attrs = {k: _decode_attr(v) for k, v in f.attrs.items()}
+    return Result(axes=axes, t=t, fields=fields, attrs=attrs, history=history, extra=extra)
+
+
+def cell_volume(axes) -> float:
+    """Product of the (uniform) grid spacings; an axis of one point counts 1."""
+    vol = 1.0
+    for a in axes.values():
+        a = np.asarray(a, dtype=float)
+        if a.size > 1:
+            vol *= (a[-1] - a[0]) / (a.size - 1)
+    return float(vol)
+
+
+def _minmax(ds, block_bytes=64 << 20):
+    """Min and max of a time-first dataset, read in blocks of time levels."""
+    step = max(1, block_bytes // max(1, ds[0].nbytes))
+    lo, hi = np.inf, -np.inf
+    for k in range(0, ds.shape[0], step):
+        blk = ds[k:k + step]
+        lo, hi = min(lo, np.min(blk)), max(hi, np.max(blk))
+    return float(lo), float(hi)
+
+
+def _g(x) -> str:
+    return f"{x:.6g}"
+
+
+def describe(path) -> str:
+    """The text printed by ``mfgpde info``: model, status, version, grid, time,
+    fields (shape, min/max), mass of m at t=0 and t=T, iterations, final
+    residuals and the resolved config."""
+    lines = [f"file:       {path}"]
+    with h5py.File(path, "r") as f:
+        attrs = {k: _decode_attr(v) for k, v in f.attrs.items()}
+        for key in ("model", "status", "version"):
+            lines.append(f"{key + ':':<12}{attrs.get(key, '?')}")
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in f["grid"].attrs["axes"]]
+        axes = {n: f["grid"][n][()] for n in names}
+        grid = ", ".join(f"{n}[{a.size}] in [{_g(a[0])}, {_g(a[-1])}]" for n, a in axes.items())
+        lines.append(f"{'grid:':<12}{grid}  ({len(axes)}-D, cell volume {_g(cell_volume(axes))})")
+        t = f["time/t"][()]
+        lines.append(f"{'time:':<12}T = {_g(t[-1] - t[0])} on [{_g(t[0])}, {_g(t[-1])}], nt = {t.size - 1}")
+        lines.append("fields:")
+        sol = f["solution"]
+        width = max((len(k) for k in sol), default=0)
+        for name, ds in sol.items():
+            lo, hi = _minmax(ds)
+            lines.append(f"  {name:<{width}}  shape {tuple(ds.shape)}  min {_g(lo)}  max {_g(hi)}")
+        if "m" in sol:
+            vol = cell_volume(axes)
+            m0, m1 = (float(np.sum(sol["m"][k], dtype=float)) * vol for k in (0, -1))
+            lines.append(f"{'mass of m:':<12}t=0: {m0:.10g}  t=T: {m1:.10g}  (change {m1 - m0:.3g})")
+        hist = {k: v[()] for k, v in f["history"].items()} if "history" in f else {}
+    iters = attrs.get("iterations")
+    if iters is None and "iteration" in hist and hist["iteration"].size:
+        iters = int(hist["iteration"][-1])
+    if iters is not None:
+        lines.append(f"{'iterations:':<12}{iters}")
+    res = [f"{k} = {float(v[-1]):.3e}" for k, v in hist.items() if "residual" in k and v.size]
+    if res:
+        lines.append(f"{'residuals:':<12}" + ", ".join(res))
+    if "wall_time" in hist and hist["wall_time"].size:
+        lines.append(f"{'wall time:':<12}{float(hist['wall_time'][-1]):.3g} s")
+    known = {"model", "status", "version", "iterations", "config"}
+    other = {k: v for k, v in attrs.items() if k not in known}
+    if other:
+        lines.append("attributes:")
+        lines += [f"  {k} = {v}" for k, v in sorted(other.items())]
+    config = attrs.get("config")
+    if config is not None:
+        lines.append("config:")
+        if isinstance(config, dict):
+            lines += [f"  {k}: {json.dumps(v, separators=(',', ':'))}" for k, v in config.items()]
+        else:
+            lines.append(f"  {config}")
+    return "\n".join(lines)

@@ -1,0 +1,103 @@
+"""PNG plots of an mfgpde result file (matplotlib imported lazily, Agg backend)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .hdf5 import read_result
+
+_WHAT = {"u": "value", "m": "density"}
+
+
+def _time_indices(t, times):
+    """Indices of the levels nearest to ``times`` (default t0, mid, T), deduplicated."""
+    if times is None:
+        times = [t[0], 0.5 * (t[0] + t[-1]), t[-1]]
+    idx = [int(np.argmin(np.abs(t - s))) for s in times]
+    return list(dict.fromkeys(idx))
+
+
+def _residual_keys(history):
+    return [k for k in history if k not in ("iteration", "wall_time") and np.asarray(history[k]).size]
+
+
+def _save(fig, plt, path, out):
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    out.append(path)
+
+
+def plot_result(path, outdir=None, times=None) -> list[Path]:
+    """Write PNGs ``<stem>_<what>.png`` next to ``path`` (or in ``outdir``).
+
+    1-D: density m over (t, x), snapshots of u, m and any other field at
+    ``times`` (default 0, T/2, T), convergence history. 2-D: density and
+    value snapshots, history. 3-D and up: the 2-D plots on the mid-plane of
+    the trailing axes. Returns the written paths.
+    """
+    import matplotlib
+    import matplotlib.ticker
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    res = read_result(path)
+    outdir = Path(outdir) if outdir is not None else path.parent
+    outdir.mkdir(parents=True, exist_ok=True)
+    stem = outdir / path.stem
+    model = res.attrs.get("model", "mfgpde")
+    names = list(res.axes)
+    t = np.asarray(res.t)
+    ks = _time_indices(t, times)
+    out: list[Path] = []
+
+    if len(names) == 1:
+        x, xn = res.axes[names[0]], names[0]
+        if "m" in res.fields:
+            fig, ax = plt.subplots(figsize=(6, 4.5), constrained_layout=True)
+            pc = ax.pcolormesh(x, t, res.fields["m"], shading="auto")
+            fig.colorbar(pc, ax=ax, label="m")
+            ax.set(xlabel=xn, ylabel="t", title=f"{model}: density m(t, {xn})")
+            _save(fig, plt, Path(f"{stem}_density.png"), out)
+        order = [k for k in ("u", "m") if k in res.fields] + [k for k in res.fields if k not in ("u", "m")]
+        if order:
+            fig, axs = plt.subplots(1, len(order), figsize=(4.5 * len(order), 3.8),
+                                    constrained_layout=True, squeeze=False)
+            for ax, name in zip(axs[0], order):
+                for k in ks:
+                    ax.plot(x, res.fields[name][k], label=f"t = {t[k]:.3g}")
+                ax.set(xlabel=xn, ylabel=name, title=f"{model}: {name}")
+                ax.legend(fontsize="small")
+            _save(fig, plt, Path(f"{stem}_snapshots.png"), out)
+    else:
+        x, y = res.axes[names[0]], res.axes[names[1]]
+        mid = tuple(len(res.axes[n]) // 2 for n in names[2:])
+        where = "".join(f", {n} = {res.axes[n][i]:.3g}" for n, i in zip(names[2:], mid))
+        for name in ("m", "u"):
+            if name not in res.fields:
+                continue
+            fig, axs = plt.subplots(1, len(ks), figsize=(4.5 * len(ks), 4),
+                                    constrained_layout=True, squeeze=False)
+            for ax, k in zip(axs[0], ks):
+                data = res.fields[name][(k, slice(None), slice(None)) + mid]
+                pc = ax.pcolormesh(x, y, data.T, shading="auto")  # rows along the 2nd axis
+                fig.colorbar(pc, ax=ax, label=name)
+                ax.set_aspect("equal")
+                ax.set(xlabel=names[0], ylabel=names[1], title=f"{model}: {name} at t = {t[k]:.3g}{where}")
+            _save(fig, plt, Path(f"{stem}_{_WHAT[name]}_snapshots.png"), out)
+
+    keys = _residual_keys(res.history)
+    if keys:
+        fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
+        for k in keys:
+            h = np.asarray(res.history[k], dtype=float)
+            it = np.asarray(res.history.get("iteration", np.arange(1, h.size + 1)))
+            it = it if it.size == h.size else np.arange(1, h.size + 1)
+            ax.semilogy(it, h, marker=".", label=k)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.set(xlabel="iteration", ylabel="residual", title=f"{model}: convergence")
+        ax.legend(fontsize="small")
+        _save(fig, plt, Path(f"{stem}_history.png"), out)
+    return out

@@ -1,0 +1,113 @@
+"""The abstract model interface that solvers see, and the registry of models by name.
+
+A mean field game on a box, ν = σ²/2, discount ρ ≥ 0:
+
+    −∂t u + ρ u − ν Δu + H(t, x, ∇u; m) = 0,    u(T) = g(x; m(T))
+     ∂t m − ν Δm − div(m ∂pH(t, x, ∇u; m)) = 0,  m(0) = m0
+
+H must be convex in each p_d with its minimum at p_d = 0 (the drift −∂pH points
+against the gradient), which is what the Godunov upwinding relies on.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+_REGISTRY = {}
+
+
+class ModelError(ValueError):
+    """A model parameter is missing, unknown or invalid; the message names it."""
+
+
+@dataclass
+class Density:
+    """What a model may read of the population at one time: the owned values of m,
+    its total mass and its mean vector ∫ x m dx (global, on every rank)."""
+    m: np.ndarray
+    mass: float
+    mean: np.ndarray
+
+
+class MFGModel:
+    """Base class: subclasses set `name`, `parameters` (name -> default, None if required)
+    and implement the methods below on owned blocks (x: tuple of broadcastable arrays,
+    p: list of arrays, one per axis)."""
+
+    name = None
+    parameters = {}
+
+    def __init__(self, dim, **params):
+        unknown = sorted(set(params) - set(self.parameters))
+        if unknown:
+            raise ModelError(f"model.{unknown[0]}: unknown parameter for model '{self.name}' "
+                             f"(known: {', '.join(sorted(self.parameters))})")
+        missing = [k for k, v in self.parameters.items() if v is None and k not in params]
+        if missing:
+            raise ModelError(f"model.{missing[0]}: required by model '{self.name}'")
+        self.dim = dim
+        self.params = {**self.parameters, **params}
+        for key, value in self.params.items():
+            setattr(self, key, value)
+        self.validate()
+
+    def validate(self):
+        """Raise ModelError naming the parameter when a value is out of range."""
+
+    # helpers for validate()
+    def _number(self, key, minimum=None, strict=False):
+        value = self.params[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+            raise ModelError(f"model.{key}: must be a finite number, got {value!r}")
+        if minimum is not None and (value < minimum or (strict and value == minimum)):
+            raise ModelError(f"model.{key}: must be {'>' if strict else '>='} {minimum}, got {value!r}")
+        return float(value)
+
+    def _per_axis(self, key):
+        value = self.params[key]
+        values = list(value) if isinstance(value, (list, tuple)) else [value] * self.dim
+        if len(values) != self.dim:
+            raise ModelError(f"model.{key}: needs one entry per axis ({self.dim}), got {value!r}")
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
+                raise ModelError(f"model.{key}: must be finite numbers, got {value!r}")
+        return np.array(values, dtype=float)
+
+    @property
+    def nu(self):
+        return 0.5 * self.sigma ** 2
+
+    rho = 0.0
+
+    def hamiltonian(self, t, x, p, density):
+        raise NotImplementedError
+
+    def dH_dp(self, t, x, p, density):
+        """∂H/∂p_d, one array per axis."""
+        raise NotImplementedError
+
+    def terminal(self, x, density):
+        """g(x; m(T))."""
+        raise NotImplementedError
+
+    def initial_density(self, x):
+        """m0 up to normalisation (the solver scales it to mass 1)."""
+        raise NotImplementedError
+
+    def closed_form(self, T):
+        """An object with u(t, *x), m(t, *x), mean(t), var(t) where the model has one."""
+        return None
+
+
+def register(cls):
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def available_models():
+    return sorted(_REGISTRY)
+
+
+def create_model(name, dim, **params):
+    if name not in _REGISTRY:
+        raise ModelError(f"model.name: unknown model {name!r} (available: {', '.join(available_models())})")
+    return _REGISTRY[name](dim, **params)

@@ -1,0 +1,10 @@
+"""Solvers: HJB backward, Fokker–Planck forward, and their couplings.
+They see the abstract model interface only."""
+from .fp import FPSolver
+from .hjb import HJBSolver
+from .monitors import HistoryMonitor, MassMonitor, ProgressMonitor, check_finite
+from .picard import PicardSolver, Solution
+from .problem import MFGProblem, SolverError
+
+__all__ = ["FPSolver", "HJBSolver", "HistoryMonitor", "MassMonitor", "MFGProblem", "PicardSolver",
+           "ProgressMonitor", "Solution", "SolverError", "check_finite"]

@@ -1,0 +1,47 @@
+"""Forward Fokker–Planck solve, implicit Euler, the adjoint of the linearised HJB:
+
+    (m^{n+1} − m^n)/dt − ν Δ_h m^{n+1} + L_{u^n}ᵀ m^{n+1} = 0,   m^0 = m0,
+
+L_u v = Σ_d ∂H/∂p_d(x, p̃(u); m^{n+1}) D̃_d v.  Rows of L and Δ_h sum to zero, so the
+columns of the FP matrix sum to 1/dt and mass is conserved exactly; the matrix is an
+M-matrix, so m stays non-negative.  One PETSc KSP per step, options prefix `fp_`.
+"""
+from petsc4py import PETSc
+
+from .linear import configure_direct
+from .problem import SolverError
+
+
+class FPSolver:
+    def __init__(self, problem):
+        self.problem = problem
+        grid = problem.grid
+        self._A = problem.stencil.matrix()
+        self.ksp = PETSc.KSP().create(comm=grid.da.getComm())
+        self.ksp.setOptionsPrefix("fp_")
+        configure_direct(self.ksp, grid.comm.Get_size())
+        self.ksp.setTolerances(rtol=1e-13, atol=1e-15)
+        self.ksp.setFromOptions()
+        self._b, self._m = grid.create_vec(), grid.create_vec()
+        self.linear_iterations = 0
+
+    def solve(self, u_path, m_coupling, m_path):
+        """Fill m_path[1:] from m_path[0]; drift from u_path and the densities m_coupling
+        (the iterate the HJB saw)."""
+        pb, grid = self.problem, self.problem.grid
+        for n in range(pb.nt):
+            grid.set_owned(self._b, u_path[n])
+            _, coeffs = pb.hamiltonian(pb.t[n], grid.padded(self._b), pb.density(m_coupling[n + 1]),
+                                       linearise=True)
+            coeffs -= pb.model.nu * pb.laplacian
+            coeffs[0] += 1.0 / pb.dt
+            pb.stencil.assemble(self._A, coeffs, transpose=True)
+            self.ksp.setOperators(self._A)
+            grid.set_owned(self._b, m_path[n] / pb.dt)
+            self.ksp.solve(self._b, self._m)
+            reason = self.ksp.getConvergedReason()
+            if reason <= 0:
+                raise SolverError(f"Fokker–Planck solve failed at t={pb.t[n + 1]:.6g} (KSP reason {reason})")
+            self.linear_iterations += self.ksp.getIterationNumber()
+            m_path[n + 1] = grid.owned(self._m)
+        return m_path

@@ -1,0 +1,63 @@
+"""Small monitors called once per coupling iteration with an `IterationInfo`.
+A monitor prints, records, or raises SolverError to stop a run that went wrong."""
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+from .problem import SolverError
+
+
+@dataclass
+class IterationInfo:
+    iteration: int
+    residual_u: float     # max|u_new − u_old| / max|u_new|
+    residual_m: float     # max|m_new − m_old| / max|m_new|
+    mass_error: float     # max_n |∫ m^n − 1|
+    min_m: float
+    wall_time: float
+    finite: bool
+
+
+class ProgressMonitor:
+    """One line per iteration on rank 0."""
+
+    def __init__(self, comm, label="picard", stream=None):
+        self.rank, self.label, self.stream = comm.Get_rank(), label, stream or sys.stdout
+
+    def __call__(self, info):
+        if self.rank == 0:
+            print(f"{self.label} {info.iteration:4d}  |du| {info.residual_u:.3e}  |dm| {info.residual_m:.3e}"
+                  f"  mass err {info.mass_error:.1e}  {info.wall_time:8.2f} s", file=self.stream, flush=True)
+
+
+def check_finite(info):
+    if not info.finite:
+        raise SolverError(f"iteration {info.iteration}: u or m is not finite (NaN or Inf)")
+
+
+class MassMonitor:
+    """Mass of m conserved to `tol` (absolute, unit initial mass) and m ≥ −tol."""
+
+    def __init__(self, tol=1e-12):
+        self.tol = tol
+
+    def __call__(self, info):
+        if info.mass_error > self.tol:
+            raise SolverError(f"iteration {info.iteration}: mass drifted by {info.mass_error:.2e} > {self.tol:.0e}")
+        if info.min_m < -self.tol:
+            raise SolverError(f"iteration {info.iteration}: density became negative ({info.min_m:.2e})")
+
+
+class HistoryMonitor:
+    """Keeps every iteration's numbers for /history."""
+
+    def __init__(self):
+        self.rows = []
+
+    def __call__(self, info):
+        self.rows.append(info)
+
+    def arrays(self):
+        names = ("iteration", "residual_u", "residual_m", "mass_error", "wall_time")
+        return {k: np.array([getattr(r, k) for r in self.rows], dtype=float) for k in names}
