@@ -1,2 +1,160 @@
-def main():
-    raise SystemExit(0)
+"""The `mfgpde` command:
+
+    mfgpde run RUNFILE [-o OUT.h5] [--set section.key=value ...] [PETSc options]
+    mfgpde info OUT.h5
+    mfgpde plot OUT.h5 [--times T ...] [--outdir DIR]
+    mfgpde validate [--case NAME ...]
+
+Bad input: one line naming the problem on stderr, exit status 2.  An unconverged
+solve exits with status 3.  Identical usage under `mpirun -n P`.
+"""
+import argparse
+import pathlib
+import sys
+
+EXIT_BAD_INPUT, EXIT_NOT_CONVERGED = 2, 3
+
+
+def split_petsc_args(argv):
+    """PETSc options (one dash and a long name such as -hjb_snes_monitor, with an optional
+    value) apart from mfgpde's own arguments (-o and -h take a separate value)."""
+    own, petsc = [], []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg.startswith("-") and not arg.startswith("--") and len(arg) > 2 and not _is_number(arg):
+            petsc.append(arg)
+            if i + 1 < len(argv) and (not argv[i + 1].startswith("-") or _is_number(argv[i + 1])):
+                petsc.append(argv[i + 1])
+                i += 1
+        else:
+            own.append(arg)
+        i += 1
+    return own, petsc
+
+
+def _is_number(text):
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        _fail(f"{self.prog}: {message}")
+
+
+def _fail(message, code=EXIT_BAD_INPUT):
+    if _rank() == 0:
+        print(f"mfgpde: error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(code)
+
+
+def _rank():
+    try:
+        from mpi4py import MPI
+        return MPI.COMM_WORLD.Get_rank()
+    except Exception:  # mpi4py missing: the error is reported elsewhere
+        return 0
+
+
+def _parser():
+    p = _Parser(prog="mfgpde", description="Finite-difference solvers for mean field games.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    r = sub.add_parser("run", help="solve the study described by a TOML run file")
+    r.add_argument("runfile")
+    r.add_argument("-o", "--output", help="HDF5 output file (default: [output] file, else out/<runfile>.h5)")
+    r.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a run-file value (read as TOML)")
+    i = sub.add_parser("info", help="describe an output file")
+    i.add_argument("file")
+    pl = sub.add_parser("plot", help="PNG plots of an output file")
+    pl.add_argument("file")
+    pl.add_argument("--times", type=float, nargs="+", help="times of the snapshots")
+    pl.add_argument("--outdir", help="where to put the PNG files (default: beside the file)")
+    v = sub.add_parser("validate", help="closed-form comparisons at three resolutions, with orders")
+    v.add_argument("--case", action="append", help="run only this case (repeatable)")
+    return p
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    own, petsc = split_petsc_args(argv)
+    import petsc4py
+    petsc4py.init([sys.argv[0], "-no_signal_handler"] + petsc)
+    args = _parser().parse_args(own)
+    return {"run": _run, "info": _info, "plot": _plot, "validate": _validate}[args.command](args)
+
+
+def _run(args):
+    from .config import ConfigError, load
+    from .runner import apply_petsc_options, run
+    from .solvers import SolverError
+    try:
+        cfg = load(args.runfile, args.set)
+        out = pathlib.Path(args.output or cfg["output"]["file"] or f"out/{pathlib.Path(args.runfile).stem}.h5")
+        cfg["output"]["file"] = str(out)
+        apply_petsc_options(cfg["petsc"])
+        solution, written = run(cfg, out)
+    except ConfigError as e:
+        _fail(str(e))
+    except SolverError as e:
+        _fail(f"solve failed: {e}; no solution written", EXIT_NOT_CONVERGED)
+    if not solution.converged:
+        _fail(f"{solution.status}; iterates and history written to {written}, not to {out}",
+              EXIT_NOT_CONVERGED)
+    if _rank() == 0:
+        print(f"mfgpde: {solution.status}; wrote {written}")
+        if cfg["output"]["plots"]:
+            from .io import plot_result
+            for png in plot_result(written, times=cfg["output"]["plot_times"]):
+                print(f"mfgpde: wrote {png}")
+    return 0
+
+
+def _open_checked(path):
+    p = pathlib.Path(path)
+    if not p.is_file():
+        _fail(f"{path}: no such file")
+    import h5py
+    if not h5py.is_hdf5(p):
+        _fail(f"{path}: not an HDF5 file")
+    return p
+
+
+def _info(args):
+    from .io import describe
+    p = _open_checked(args.file)
+    if _rank() == 0:
+        try:
+            print(describe(p))
+        except (KeyError, OSError) as e:
+            _fail(f"{args.file}: not an mfgpde output file ({e})")
+    return 0
+
+
+def _plot(args):
+    from .io import plot_result
+    p = _open_checked(args.file)
+    if _rank() == 0:
+        try:
+            for png in plot_result(p, outdir=args.outdir, times=args.times):
+                print(f"mfgpde: wrote {png}")
+        except (KeyError, OSError) as e:
+            _fail(f"{args.file}: not an mfgpde output file ({e})")
+    return 0
+
+
+def _validate(args):
+    from .validation import CASES, run_validation
+    unknown = sorted(set(args.case or ()) - set(CASES))
+    if unknown:
+        _fail(f"validate --case {unknown[0]}: unknown case (known: {', '.join(CASES)})")
+    ok = run_validation(cases=args.case)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

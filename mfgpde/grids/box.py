@@ -118,13 +118,15 @@ class Grid:
         return self.comm.allreduce(float(np.max(np.abs(values), initial=0.0)), op=MPI.MAX)
 
     def gather(self, values):
-        """The whole field on rank 0 (shape n, axis order), None elsewhere."""
-        blocks = self.comm.gather((self.ranges, np.ascontiguousarray(values)), root=0)
+        """The whole field on rank 0 (leading axes kept, then the grid axes), None elsewhere."""
+        values = np.ascontiguousarray(values)
+        lead = values.shape[: values.ndim - self.dim]
+        blocks = self.comm.gather((self.ranges, values), root=0)
         if self.rank != 0:
             return None
-        full = np.empty(self.n)
+        full = np.empty(lead + self.n)
         for ranges, block in blocks:
-            full[tuple(slice(s, e) for s, e in ranges)] = block
+            full[(Ellipsis,) + tuple(slice(s, e) for s, e in ranges)] = block
         return full
 
     def scatter(self, full):

@@ -48,7 +48,7 @@ class PicardSolver:
         start, converged = time.perf_counter(), False
         for k in range(1, self.max_iterations + 1):
             u_old[:] = u
-            self.hjb.solve(m, u)
+            self.hjb.solve(m, u, warm=k > 1)
             m_new[0] = m0
             self.fp.solve(u, m, m_new)
             du, dm = relative_change(grid, u, u_old), relative_change(grid, m_new, m)

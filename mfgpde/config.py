@@ -1,0 +1,156 @@
+"""Run files: TOML read as data, `--set section.key=value` overrides, validation.
+
+Sections: [model] (name + the model's parameters), [grid], [time], [solver],
+[output], [petsc].  Every problem is a ConfigError whose message names the key.
+"""
+import math
+import tomllib
+
+from .grids import BOUNDARIES
+
+
+class ConfigError(ValueError):
+    """Bad input; the message starts with the offending key."""
+
+
+DEFAULTS = {
+    "model": {},
+    "grid": {"boundary": "reflecting", "axes": None},
+    "time": {},
+    "solver": {"coupling": "picard", "damping": 0.7, "tolerance": 1e-8, "max_iterations": 200,
+               "mass_tolerance": 1e-12},
+    "output": {"file": None, "plots": False, "plot_times": None},
+    "petsc": {},
+}
+REQUIRED = {"model": ["name"], "grid": ["lower", "upper", "n"], "time": ["T", "nt"]}
+OPEN_SECTIONS = ("model", "petsc")  # keys checked elsewhere (the model) or free (PETSc options)
+COUPLINGS = ("picard",)
+
+
+def parse_value(text):
+    """A --set value as TOML (numbers, lists, booleans, quoted strings); bare words stay strings."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def load(path, overrides=()):
+    """The resolved configuration: defaults < run file < overrides ('section.key=value')."""
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: run file not found") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read run file ({e.strerror})") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: malformed TOML ({e})") from None
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot or not name:
+            raise ConfigError(f"--set {item}: expected section.key=value")
+        if section not in DEFAULTS:
+            raise ConfigError(f"--set {item}: unknown section [{section}]")
+        target = data.setdefault(section, {})
+        if not isinstance(target, dict):
+            raise ConfigError(f"[{section}]: must be a table")
+        target[name.strip()] = parse_value(text.strip())
+    return validate(data)
+
+
+def validate(data):
+    unknown = sorted(set(data) - set(DEFAULTS))
+    if unknown:
+        raise ConfigError(f"[{unknown[0]}]: unknown section (known: {', '.join(DEFAULTS)})")
+    cfg = {}
+    for section, defaults in DEFAULTS.items():
+        given = data.get(section, {})
+        if not isinstance(given, dict):
+            raise ConfigError(f"[{section}]: must be a table")
+        if section not in OPEN_SECTIONS:
+            extra = sorted(set(given) - set(defaults) - set(REQUIRED.get(section, [])))
+            if extra:
+                known = sorted(set(defaults) | set(REQUIRED.get(section, [])))
+                raise ConfigError(f"{section}.{extra[0]}: unknown key (known: {', '.join(known)})")
+        for key in REQUIRED.get(section, []):
+            if key not in given:
+                raise ConfigError(f"{section}.{key}: missing")
+        cfg[section] = {**defaults, **given}
+    _check_grid(cfg["grid"])
+    _check_time(cfg["time"])
+    _check_solver(cfg["solver"])
+    _check_output(cfg["output"])
+    if not isinstance(cfg["model"]["name"], str):
+        raise ConfigError("model.name: must be a string")
+    for key, value in cfg["petsc"].items():
+        if not isinstance(value, (str, int, float, bool)):
+            raise ConfigError(f"petsc.{key}: must be a string, number or boolean")
+    return cfg
+
+
+def _is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_grid(g):
+    for key in ("lower", "upper", "n"):
+        if not isinstance(g[key], list):
+            g[key] = [g[key]]
+    dim = len(g["n"])
+    if not 1 <= dim <= 3:
+        raise ConfigError(f"grid.n: one entry per axis, 1 to 3 axes, got {g['n']!r}")
+    for key in ("lower", "upper"):
+        if len(g[key]) != dim or not all(_is_number(v) for v in g[key]):
+            raise ConfigError(f"grid.{key}: needs {dim} finite numbers (one per axis), got {g[key]!r}")
+    if not all(_is_int(v) and v >= 2 for v in g["n"]):
+        raise ConfigError(f"grid.n: cell counts must be integers >= 2, got {g['n']!r}")
+    for d, (a, b) in enumerate(zip(g["lower"], g["upper"])):
+        if not b > a:
+            raise ConfigError(f"grid.upper: must exceed grid.lower on axis {d}, got {a!r} .. {b!r}")
+    bnd = g["boundary"] if isinstance(g["boundary"], list) else [g["boundary"]] * dim
+    if len(bnd) != dim or not all(b in BOUNDARIES for b in bnd):
+        raise ConfigError(f"grid.boundary: one of {', '.join(BOUNDARIES)} (or one per axis), got {g['boundary']!r}")
+    g["boundary"] = bnd
+    axes = g["axes"] if g["axes"] is not None else ["x", "y", "z"][:dim]
+    if (not isinstance(axes, list) or len(axes) != dim or not all(isinstance(a, str) and a.isidentifier() for a in axes)
+            or len(set(axes)) != dim):
+        raise ConfigError(f"grid.axes: needs {dim} distinct names, got {g['axes']!r}")
+    g["axes"] = axes
+
+
+def _check_time(t):
+    extra = sorted(set(t) - {"T", "nt"})
+    if extra:
+        raise ConfigError(f"time.{extra[0]}: unknown key (known: T, nt)")
+    if not _is_number(t["T"]) or t["T"] <= 0:
+        raise ConfigError(f"time.T: the horizon must be a positive number, got {t['T']!r}")
+    if not _is_int(t["nt"]) or t["nt"] < 1:
+        raise ConfigError(f"time.nt: the number of time steps must be a positive integer, got {t['nt']!r}")
+
+
+def _check_solver(s):
+    if s["coupling"] not in COUPLINGS:
+        raise ConfigError(f"solver.coupling: one of {', '.join(COUPLINGS)}, got {s['coupling']!r}")
+    if not _is_number(s["damping"]) or not 0 < s["damping"] <= 1:
+        raise ConfigError(f"solver.damping: must be in (0, 1], got {s['damping']!r}")
+    for key in ("tolerance", "mass_tolerance"):
+        if not _is_number(s[key]) or s[key] <= 0:
+            raise ConfigError(f"solver.{key}: must be a positive number, got {s[key]!r}")
+    if not _is_int(s["max_iterations"]) or s["max_iterations"] < 1:
+        raise ConfigError(f"solver.max_iterations: must be a positive integer, got {s['max_iterations']!r}")
+
+
+def _check_output(o):
+    if o["file"] is not None and (not isinstance(o["file"], str) or not o["file"]):
+        raise ConfigError(f"output.file: must be a file name, got {o['file']!r}")
+    if not isinstance(o["plots"], bool):
+        raise ConfigError(f"output.plots: must be true or false, got {o['plots']!r}")
+    times = o["plot_times"]
+    if times is not None and (not isinstance(times, list) or not all(_is_number(v) for v in times)):
+        raise ConfigError(f"output.plot_times: must be a list of times, got {times!r}")

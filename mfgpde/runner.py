@@ -1,0 +1,117 @@
+"""From a resolved configuration to a solved, written study: the glue behind `mfgpde run`."""
+import os
+import pathlib
+
+import numpy as np
+from petsc4py import PETSc
+
+from . import __version__
+from .config import ConfigError
+from .grids import Grid
+from .io import write_result
+from .models import ModelError, create_model
+from .solvers import (HistoryMonitor, MassMonitor, MFGProblem, PicardSolver, ProgressMonitor,
+                      check_finite)
+
+
+def apply_petsc_options(table):
+    """[petsc] entries into the options database; the command line wins over the run file.
+    `true` is a flag, `false` leaves the option unset.  Where the user gave any option,
+    PETSc lists unused (misspelled) ones at exit."""
+    opts = PETSc.Options()
+    if (table or opts.getAll()) and not opts.hasName("options_left"):
+        opts.setValue("options_left", None)
+    for key, value in table.items():
+        name = key.lstrip("-")
+        if opts.hasName(name) or value is False:
+            continue
+        opts.setValue(name, None if value is True else str(value))
+
+
+def build_problem(cfg, comm=None):
+    """Grid, model and problem from the configuration; bad values raise ConfigError."""
+    params = {k: v for k, v in cfg["model"].items() if k != "name"}
+    g = cfg["grid"]
+    try:
+        model = create_model(cfg["model"]["name"], len(g["n"]), **params)
+    except ModelError as e:
+        raise ConfigError(str(e)) from None
+    grid = Grid(g["lower"], g["upper"], g["n"], boundary=g["boundary"], names=g["axes"], comm=comm)
+    problem = MFGProblem(grid, model, cfg["time"]["T"], cfg["time"]["nt"])
+    try:
+        problem.initial_density()
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    return problem
+
+
+def build_solver(problem, cfg, verbose=True):
+    s = cfg["solver"]
+    history = HistoryMonitor()
+    monitors = [check_finite, MassMonitor(s["mass_tolerance"]), history]
+    if verbose:
+        monitors.insert(0, ProgressMonitor(problem.grid.comm))
+    solver = PicardSolver(problem, damping=s["damping"], tol=s["tolerance"],
+                          max_iterations=s["max_iterations"], monitors=monitors)
+    return solver, history
+
+
+def check_writable(path, comm):
+    """Refuse an output path that cannot be written, before any work is done."""
+    problem = None
+    if comm.Get_rank() == 0:
+        existing = next(p for p in (path.parent, *path.parent.parents) if p.exists())
+        if path.is_dir():
+            problem = f"output.file: {path} is a directory"
+        elif not existing.is_dir():
+            problem = f"output.file: {existing} is not a directory"
+        elif not os.access(existing, os.W_OK):
+            problem = f"output.file: cannot write into {existing}"
+    problem = comm.bcast(problem, root=0)
+    if problem:
+        raise ConfigError(problem)
+
+
+def write_solution(solution, cfg, path, history):
+    """Gather u, m to rank 0 and write the HDF5 file (complete or absent)."""
+    pb = solution.problem
+    grid = pb.grid
+    fields = {"u": grid.gather(solution.u), "m": grid.gather(solution.m)}
+    if grid.rank != 0:
+        return
+    axes = {name: grid.coordinates(d) for d, name in enumerate(grid.names)}
+    attrs = {"model": pb.model.name, "config": cfg, "version": __version__,
+             "status": solution.status, "converged": int(solution.converged),
+             "iterations": solution.iterations, "mpi_ranks": grid.comm.Get_size(), **solution.stats}
+    write_result(path, axes=axes, t=pb.t, fields=fields, attrs=attrs, history=history.arrays(),
+                 extra=_closed_form(pb, axes))
+
+
+def _closed_form(pb, axes):
+    """The model's closed form on the grid, stored beside the solution where one exists."""
+    try:
+        cf = pb.model.closed_form(pb.T)
+    except ValueError:
+        return None
+    if cf is None:
+        return None
+    x = np.meshgrid(*axes.values(), indexing="ij", sparse=True)
+    return {"closed_form": {"u": np.array([cf.u(t, *x) for t in pb.t]),
+                            "m": np.array([cf.m(t, *x) for t in pb.t])}}
+
+
+def unconverged_path(path):
+    return path.with_name(path.stem + ".unconverged" + path.suffix)
+
+
+def run(cfg, out, verbose=True):
+    """Solve and write.  Returns (solution, written path); an unconverged solve is written
+    to <stem>.unconverged.h5 with its status, never to `out`."""
+    out = pathlib.Path(out)
+    problem = build_problem(cfg)
+    check_writable(out, problem.grid.comm)
+    solver, history = build_solver(problem, cfg, verbose)
+    solution = solver.solve()
+    target = out if solution.converged else unconverged_path(out)
+    write_solution(solution, cfg, target, history)
+    return solution, target

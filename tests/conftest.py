@@ -1,0 +1,42 @@
+"""Shared test helpers: running the `mfgpde` command serially and under mpirun.
+
+MPI tests never skip silently: if mpirun is missing they fail.
+"""
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+RUNS = ROOT / "runs"
+MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+           "OMPI_MCA_rmaps_base_oversubscribe": "1", "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+
+
+def _env():
+    env = {**os.environ, **MPI_ENV}
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def mfgpde(*args, nproc=None, timeout=300, cwd=None):
+    """Run `python -m mfgpde ARGS` (under `mpirun -n nproc` when given); CompletedProcess."""
+    cmd = [sys.executable, "-m", "mfgpde", *map(str, args)]
+    if nproc:
+        mpirun = shutil.which("mpirun") or shutil.which("mpiexec")
+        if mpirun is None:
+            pytest.fail("mpirun not found: the MPI tests cannot run")
+        cmd = [mpirun, "-n", str(nproc), sys.executable, "-m", "mpi4py", "-m", "mfgpde", *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_env(), cwd=cwd)
+
+
+def mpi_script(path, nproc=2, *args, timeout=300):
+    """Run a Python script under mpirun; CompletedProcess."""
+    mpirun = shutil.which("mpirun") or shutil.which("mpiexec")
+    if mpirun is None:
+        pytest.fail("mpirun not found: the MPI tests cannot run")
+    cmd = [mpirun, "-n", str(nproc), sys.executable, "-m", "mpi4py", str(path), *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_env())
