@@ -24,7 +24,7 @@ $(VENV)/.installed: setup.py .ci/setup.sh
 run: setup
 	mkdir -p $(OUT)
 	timeout 1200 mpirun -n $(NP) $(VENV)/bin/mfgpde run runs/lq_mfg_1d.toml -o $(OUT)/lq_mfg_1d.h5
-	$(VENV)/bin/mfgpde plot $(OUT)/lq_mfg_1d.h5
+	@echo "results: $(OUT)/lq_mfg_1d.h5 and $(OUT)/lq_mfg_1d_*.png ($(VENV)/bin/mfgpde info $(OUT)/lq_mfg_1d.h5)"
 
 test: setup
 	$(PY) -m pytest -q tests

@@ -85,7 +85,16 @@ def main(argv=None):
     import petsc4py
     petsc4py.init([sys.argv[0], "-no_signal_handler"] + petsc)
     args = _parser().parse_args(own)
-    return {"run": _run, "info": _info, "plot": _plot, "validate": _validate}[args.command](args)
+    command = {"run": _run, "info": _info, "plot": _plot, "validate": _validate}[args.command]
+    from mpi4py import MPI
+    if MPI.COMM_WORLD.Get_size() == 1:
+        return command(args)
+    try:
+        return command(args)
+    except Exception:  # an unexpected error on one rank must not leave the others waiting
+        import traceback
+        traceback.print_exc()
+        MPI.COMM_WORLD.Abort(1)
 
 
 def _run(args):

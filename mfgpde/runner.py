@@ -19,7 +19,8 @@ def apply_petsc_options(table):
     `true` is a flag, `false` leaves the option unset.  Where the user gave any option,
     PETSc lists unused (misspelled) ones at exit."""
     opts = PETSc.Options()
-    if (table or opts.getAll()) and not opts.hasName("options_left"):
+    given = set(opts.getAll()) - {"no_signal_handler"}
+    if (table or given) and not opts.hasName("options_left"):
         opts.setValue("options_left", None)
     for key, value in table.items():
         name = key.lstrip("-")

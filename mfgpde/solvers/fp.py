@@ -8,7 +8,7 @@ M-matrix, so m stays non-negative.  One PETSc KSP per step, options prefix `fp_`
 """
 from petsc4py import PETSc
 
-from .linear import configure_direct
+from .linear import configure_default
 from .problem import SolverError
 
 
@@ -19,8 +19,7 @@ class FPSolver:
         self._A = problem.stencil.matrix()
         self.ksp = PETSc.KSP().create(comm=grid.da.getComm())
         self.ksp.setOptionsPrefix("fp_")
-        configure_direct(self.ksp, grid.comm.Get_size())
-        self.ksp.setTolerances(rtol=1e-13, atol=1e-15)
+        configure_default(self.ksp, grid.comm.Get_size(), rtol=1e-14)
         self.ksp.setFromOptions()
         self._b, self._m = grid.create_vec(), grid.create_vec()
         self.linear_iterations = 0

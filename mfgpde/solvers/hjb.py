@@ -8,7 +8,7 @@ PETSc options prefix: `hjb_`.
 from petsc4py import PETSc
 
 from ..discretisation import laplacian
-from .linear import configure_direct
+from .linear import configure_default
 from .problem import SolverError
 
 
@@ -53,7 +53,7 @@ class HJBSolver:
         self._J = problem.stencil.matrix()
         self.snes.setFunction(self.ctx.residual, self._f)
         self.snes.setJacobian(self.ctx.jacobian, self._J)
-        configure_direct(self.snes.getKSP(), grid.comm.Get_size())
+        configure_default(self.snes.getKSP(), grid.comm.Get_size(), rtol=1e-12)
         self.snes.setFromOptions()
         self._u = grid.create_vec()
         self.newton_iterations = 0

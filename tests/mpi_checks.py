@@ -1,0 +1,53 @@
+"""Checks run under `mpirun -n P` by tests/test_mpi.py; exits non-zero on failure."""
+import sys
+
+import petsc4py
+
+petsc4py.init(sys.argv)
+import numpy as np  # noqa: E402
+
+from mfgpde.discretisation import Stencil, laplacian  # noqa: E402
+from mfgpde.grids import Grid  # noqa: E402
+
+
+def field(*x):
+    return sum(np.sin((d + 1.3) * xd + 0.2) for d, xd in enumerate(x)) + 0.1 * x[0] ** 2
+
+
+def check_grid(n, boundary):
+    grid = Grid([0.0] * len(n), [1.0 + d for d in range(len(n))], n, boundary=boundary)
+    assert grid.comm.Get_size() > 1
+    full_x = np.meshgrid(*[grid.coordinates(d) for d in range(grid.dim)], indexing="ij")
+    full = field(*full_x)
+    vec = grid.create_vec()
+    grid.set_owned(vec, field(*grid.local_coordinates()))
+    # gather reproduces the whole field; scatter gives the owned block back
+    gathered = grid.gather(grid.owned(vec))
+    if grid.rank == 0:
+        assert np.array_equal(gathered, full)
+    assert np.array_equal(grid.scatter(full), grid.owned(vec))
+    # ghosts: neighbours' values, mirrored at walls, wrapped when periodic
+    mode = "wrap" if boundary == "periodic" else "edge"
+    ref = np.pad(full, 1, mode=mode)[tuple(slice(s, e + 2) for s, e in grid.ranges)]
+    padded = grid.padded(vec)
+    for d in range(grid.dim):  # star stencil: compare the faces, not the corners
+        sl = [slice(1, -1)] * grid.dim
+        sl[d] = slice(None)
+        assert np.array_equal(padded[tuple(sl)], ref[tuple(sl)]), (n, boundary, d)
+    # assembled Laplacian, and the transposed assembly, across the rank boundary
+    st = Stencil(grid)
+    A = st.assemble(st.matrix(), st.laplacian_coefficients())
+    y = grid.create_vec()
+    A.mult(vec, y)
+    assert np.allclose(grid.owned(y), laplacian(padded, grid.h), rtol=1e-12, atol=1e-9)
+    c = st.laplacian_coefficients() * (1.0 + np.arange(st.width)).reshape((-1,) + (1,) * grid.dim)
+    B, BT = st.assemble(st.matrix(), c), st.assemble(st.matrix(), c, transpose=True)
+    assert BT.equal(B.transpose())
+    # reductions
+    assert abs(grid.integrate(np.ones(grid.owned_shape)) - np.prod(np.subtract(grid.upper, grid.lower))) < 1e-12
+
+
+for n in ([12], [9, 8], [6, 5, 4]):
+    for boundary in ("reflecting", "periodic"):
+        check_grid(n, boundary)
+print("mpi_checks: ok")

@@ -1,0 +1,30 @@
+"""The same code under mpirun -n 2: grid layer checks, and runs that agree with 1 rank."""
+import h5py
+import numpy as np
+import pytest
+
+from conftest import ROOT, RUNS, mfgpde, mpi_script
+
+SMALL = {"lq_mfg_1d": ["--set", "grid.n=[80]", "--set", "time.nt=20"],
+         "lq_mfg_2d": ["--set", "grid.n=[24,20]", "--set", "time.nt=8"]}
+
+
+def test_grid_layer_under_mpi():
+    proc = mpi_script(ROOT / "tests" / "mpi_checks.py", 2)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("mpi_checks: ok") == 2
+
+
+@pytest.mark.parametrize("case", sorted(SMALL))
+def test_one_and_two_ranks_agree(case, tmp_path):
+    out = {}
+    for nproc in (None, 2):
+        path = tmp_path / f"{case}_{nproc or 1}.h5"
+        proc = mfgpde("run", RUNS / f"{case}.toml", *SMALL[case], "--set", "output.plots=false",
+                      "-o", path, nproc=nproc)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        with h5py.File(path, "r") as f:
+            assert f.attrs["mpi_ranks"] == (nproc or 1)
+            out[nproc] = {k: f["solution"][k][()] for k in ("u", "m")}
+    for k in ("u", "m"):
+        assert np.max(np.abs(out[None][k] - out[2][k])) < 1e-10, k

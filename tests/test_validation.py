@@ -1,0 +1,23 @@
+"""`mfgpde validate`: first-order convergence to the LQ closed form, 1-D and 2-D."""
+import pytest
+
+from conftest import mfgpde
+from mfgpde.validation import convergence_study
+
+
+@pytest.mark.parametrize("case", ["lq_mfg_1d", "lq_mfg_2d"])
+def test_first_order_convergence(case):
+    rows, orders = convergence_study(case)
+    for quantity in ("u0", "mT", "mean", "var"):
+        assert all(o >= 0.8 for o in orders[quantity]), (quantity, orders, rows)
+    # errors are small in absolute terms, not only decreasing
+    assert rows[-1]["u0"] < 0.05 and rows[-1]["mT"] < 0.1
+
+
+def test_validate_command_prints_table():
+    proc = mfgpde("validate", "--case", "lq_mfg_1d")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "lq_mfg_1d: PASS" in proc.stdout
+    assert proc.stdout.count("e-0") >= 12  # three rows of four errors
+    bad = mfgpde("validate", "--case", "nope")
+    assert bad.returncode == 2 and "unknown case" in bad.stderr
