@@ -18,13 +18,14 @@ DEFAULTS = {
     "grid": {"boundary": "reflecting", "axes": None},
     "time": {},
     "solver": {"coupling": "picard", "damping": 0.7, "tolerance": 1e-8, "max_iterations": 200,
-               "mass_tolerance": 1e-12},
+               "mass_tolerance": 1e-12, "picard_iterations": 1, "newton_tolerance": 1e-10,
+               "newton_max_iterations": 30},
     "output": {"file": None, "plots": False, "plot_times": None},
     "petsc": {},
 }
 REQUIRED = {"model": ["name"], "grid": ["lower", "upper", "n"], "time": ["T", "nt"]}
 OPEN_SECTIONS = ("model", "petsc")  # keys checked elsewhere (the model) or free (PETSc options)
-COUPLINGS = ("picard",)
+COUPLINGS = ("picard", "newton")
 
 
 def parse_value(text):
@@ -139,11 +140,12 @@ def _check_solver(s):
         raise ConfigError(f"solver.coupling: one of {', '.join(COUPLINGS)}, got {s['coupling']!r}")
     if not _is_number(s["damping"]) or not 0 < s["damping"] <= 1:
         raise ConfigError(f"solver.damping: must be in (0, 1], got {s['damping']!r}")
-    for key in ("tolerance", "mass_tolerance"):
+    for key in ("tolerance", "mass_tolerance", "newton_tolerance"):
         if not _is_number(s[key]) or s[key] <= 0:
             raise ConfigError(f"solver.{key}: must be a positive number, got {s[key]!r}")
-    if not _is_int(s["max_iterations"]) or s["max_iterations"] < 1:
-        raise ConfigError(f"solver.max_iterations: must be a positive integer, got {s['max_iterations']!r}")
+    for key in ("max_iterations", "picard_iterations", "newton_max_iterations"):
+        if not _is_int(s[key]) or s[key] < 1:
+            raise ConfigError(f"solver.{key}: must be a positive integer, got {s[key]!r}")
 
 
 def _check_output(o):

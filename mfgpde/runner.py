@@ -10,8 +10,8 @@ from .config import ConfigError
 from .grids import Grid
 from .io import write_result
 from .models import ModelError, create_model
-from .solvers import (HistoryMonitor, MassMonitor, MFGProblem, PicardSolver, ProgressMonitor,
-                      check_finite)
+from .solvers import (HistoryMonitor, MassMonitor, MFGProblem, NewtonCoupling, PicardSolver,
+                      ProgressMonitor, check_finite)
 
 
 def apply_petsc_options(table):
@@ -52,8 +52,13 @@ def build_solver(problem, cfg, verbose=True):
     monitors = [check_finite, MassMonitor(s["mass_tolerance"]), history]
     if verbose:
         monitors.insert(0, ProgressMonitor(problem.grid.comm))
-    solver = PicardSolver(problem, damping=s["damping"], tol=s["tolerance"],
-                          max_iterations=s["max_iterations"], monitors=monitors)
+    if s["coupling"] == "newton":
+        solver = NewtonCoupling(problem, damping=s["damping"], picard_iterations=s["picard_iterations"],
+                                tol=s["newton_tolerance"], max_iterations=s["newton_max_iterations"],
+                                mass_tol=s["mass_tolerance"], monitors=monitors)
+    else:
+        solver = PicardSolver(problem, damping=s["damping"], tol=s["tolerance"],
+                              max_iterations=s["max_iterations"], monitors=monitors)
     return solver, history
 
 

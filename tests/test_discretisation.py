@@ -108,3 +108,16 @@ def test_hjb_jacobian_matches_finite_differences(tmp_path):
     ratios = [float(v) for v in re.findall(r"\|\|J - Jfd\|\|_F/\|\|J\|\|_F = ([0-9.eE+-]+)", proc.stdout)]
     assert len(ratios) >= 6, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert max(ratios) < 1e-6
+
+
+@pytest.mark.parametrize("boundary", ["reflecting", "periodic"])
+def test_transpose_apply_equals_matrix_transpose(boundary):
+    grid = Grid([0.0, 0.0], [1.0, 2.0], [6, 5], boundary=boundary)
+    st = Stencil(grid)
+    rng = np.random.default_rng(3)
+    coeffs = rng.normal(size=(st.width,) + grid.owned_shape)
+    m = _random_field(grid, seed=4)
+    y, z = grid.create_vec(), grid.create_vec()
+    st.assemble(st.matrix(), coeffs).multTranspose(m, y)
+    st.transpose_apply(coeffs, grid.owned(m), z)
+    np.testing.assert_allclose(z.getArray(), y.getArray(), rtol=1e-12, atol=1e-12)

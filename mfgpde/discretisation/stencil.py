@@ -46,10 +46,24 @@ class Stencil:
             c[2 + 2 * d] = fwd
         return c
 
+    def rows_and_columns(self):
+        """Local ghosted indices: rows (N, 1) and stencil columns (N, 2d+1) of the owned points."""
+        return self._rows, self._cols
+
+    def flat(self, coefficients):
+        """Coefficients as an (N, 2d+1) array matching rows_and_columns()."""
+        return np.moveaxis(coefficients, 0, -1).reshape(-1, self.width, order="F")
+
+    def transpose_apply(self, coefficients, values, out):
+        """out ← Aᵀ v for the operator A with these coefficients, v given by its owned values."""
+        weights = self.flat(coefficients) * values.reshape(-1, 1, order="F")
+        local = np.bincount(self._cols.ravel(), weights=weights.ravel(), minlength=self.grid.local_size)
+        self.grid.add_local_to_global(local, out)
+        return out
+
     def assemble(self, mat, coefficients, transpose=False):
         """mat ← the operator (or its transpose) with the given coefficients."""
-        vals = np.moveaxis(coefficients, 0, -1).reshape(-1, self.width, order="F")
-        vals = np.ascontiguousarray(vals, dtype=PETSc.ScalarType)
+        vals = np.ascontiguousarray(self.flat(coefficients), dtype=PETSc.ScalarType)
         mat.zeroEntries()
         if transpose:
             rows = np.broadcast_to(self._rows, self._cols.shape)

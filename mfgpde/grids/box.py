@@ -81,6 +81,17 @@ class Grid:
         pad = [(1 - (s - gs), 1 - (ge - e)) for (s, e), (gs, ge) in zip(self.ranges, self.ghost_ranges)]
         return np.pad(ghosted, pad, mode="edge")
 
+    def add_local_to_global(self, local_values, vec):
+        """vec ← the ghosted-local values summed onto their owners (ghost entries included)."""
+        self._local.getArray()[:] = local_values
+        vec.zeroEntries()
+        self.da.localToGlobal(self._local, vec, addv=PETSc.InsertMode.ADD_VALUES)
+
+    @property
+    def local_size(self):
+        """Size of the ghosted local vector."""
+        return self._local.getSize()
+
     def _padded_index(self):
         """Local (ghosted) vector index of each point of the padded block."""
         idx = np.arange(int(np.prod(self._ghost_shape()))).reshape(self._ghost_shape(), order="F")

@@ -97,6 +97,34 @@ class MFGModel:
         """An object with u(t, *x), m(t, *x), mean(t), var(t) where the model has one."""
         return None
 
+    # -- derivatives for Newton on the whole system ----------------------------------
+    # Arrays or scalars broadcastable to the owned block; 0.0 means "does not depend".
+    couples_through_mean = False  # True when H or g read density.mean
+
+    def d2H_dp2(self, t, x, p, density):
+        """∂²H/∂p_d∂p_e as a d×d nested list."""
+        raise NotImplementedError(f"model '{self.name}' has no d2H_dp2: Newton coupling needs it")
+
+    def dH_dm(self, t, x, p, density):
+        """∂H/∂m for a local coupling (H depends on m(t, x) at the same point)."""
+        return 0.0
+
+    def d2H_dpdm(self, t, x, p, density):
+        """∂²H/∂p_d∂m per axis, where ∂pH depends on the local density."""
+        return [0.0] * self.dim
+
+    def dH_dmean(self, t, x, p, density):
+        """∂H/∂m̄_d per axis (used when couples_through_mean)."""
+        return [0.0] * self.dim
+
+    def dg_dm(self, x, density):
+        """∂g/∂m for a local terminal coupling."""
+        return 0.0
+
+    def dg_dmean(self, x, density):
+        """∂g/∂m̄_d per axis (used when couples_through_mean)."""
+        return [0.0] * self.dim
+
 
 def register(cls):
     _REGISTRY[cls.name] = cls

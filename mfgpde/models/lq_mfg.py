@@ -40,6 +40,17 @@ class LQMFG(MFGModel):
     def initial_density(self, x):
         return np.exp(-sum((xd - md) ** 2 for xd, md in zip(x, self.mu0)) / (2 * self.s0 ** 2))
 
+    couples_through_mean = True
+
+    def d2H_dp2(self, t, x, p, density):
+        return [[1.0 if d == e else 0.0 for e in range(self.dim)] for d in range(self.dim)]
+
+    def dH_dmean(self, t, x, p, density):
+        return [self.q * self.kappa * (xd - self.kappa * md) for xd, md in zip(x, density.mean)]
+
+    def dg_dmean(self, x, density):
+        return [-self.s * self.kappa * (xd - self.kappa * md) for xd, md in zip(x, density.mean)]
+
     def closed_form(self, T):
         return LQMFGClosedForm(q=self.q, kappa=self.kappa, s=self.s, sigma=self.sigma,
                                mu0=list(self.mu0), s0=self.s0, rho=self.rho, T=T)

@@ -1,10 +1,11 @@
 """Solvers: HJB backward, Fokker–Planck forward, and their couplings.
 They see the abstract model interface only."""
+from .couplings import NewtonCoupling
 from .fp import FPSolver
 from .hjb import HJBSolver
 from .monitors import HistoryMonitor, MassMonitor, ProgressMonitor, check_finite
 from .picard import PicardSolver, Solution
 from .problem import MFGProblem, SolverError
 
-__all__ = ["FPSolver", "HJBSolver", "HistoryMonitor", "MassMonitor", "MFGProblem", "PicardSolver",
+__all__ = ["FPSolver", "HJBSolver", "HistoryMonitor", "MassMonitor", "MFGProblem", "NewtonCoupling", "PicardSolver",
            "ProgressMonitor", "Solution", "SolverError", "check_finite"]

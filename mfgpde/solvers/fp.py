@@ -30,10 +30,7 @@ class FPSolver:
         pb, grid = self.problem, self.problem.grid
         for n in range(pb.nt):
             grid.set_owned(self._b, u_path[n])
-            _, coeffs = pb.hamiltonian(pb.t[n], grid.padded(self._b), pb.density(m_coupling[n + 1]),
-                                       linearise=True)
-            coeffs -= pb.model.nu * pb.laplacian
-            coeffs[0] += 1.0 / pb.dt
+            coeffs = pb.fp_operator(pb.t[n], grid.padded(self._b), pb.density(m_coupling[n + 1]))
             pb.stencil.assemble(self._A, coeffs, transpose=True)
             self.ksp.setOperators(self._A)
             grid.set_owned(self._b, m_path[n] / pb.dt)

@@ -7,7 +7,6 @@ PETSc options prefix: `hjb_`.
 """
 from petsc4py import PETSc
 
-from ..discretisation import laplacian
 from .linear import configure_default
 from .problem import SolverError
 
@@ -22,20 +21,12 @@ class HJBStep:
         self.t = 0.0
 
     def residual(self, snes, u, f):
-        pb, grid = self.problem, self.problem.grid
-        padded = grid.padded(u)
-        owned = padded[(slice(1, -1),) * grid.dim]
-        H, _ = pb.hamiltonian(self.t, padded, self.density)
-        r = ((owned - self.u_next) / pb.dt + pb.model.rho * owned
-             - pb.model.nu * laplacian(padded, grid.h) + H)
-        grid.set_owned(f, r)
+        grid = self.problem.grid
+        grid.set_owned(f, self.problem.hjb_residual(self.t, grid.padded(u), self.u_next, self.density))
 
     def jacobian(self, snes, u, J, P):
         pb = self.problem
-        _, coeffs = pb.hamiltonian(self.t, pb.grid.padded(u), self.density, linearise=True)
-        coeffs -= pb.model.nu * pb.laplacian
-        coeffs[0] += 1.0 / pb.dt + pb.model.rho
-        pb.stencil.assemble(P, coeffs)
+        pb.stencil.assemble(P, pb.hjb_jacobian(self.t, pb.grid.padded(u), self.density))
         if J != P:
             J.assemble()
 

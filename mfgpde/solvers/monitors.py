@@ -10,25 +10,35 @@ from .problem import SolverError
 
 @dataclass
 class IterationInfo:
+    """Picard: residual_u/m are the relative sup-changes of u and m.  Newton: the L² norms
+    of the HJB and Fokker–Planck residuals."""
     iteration: int
-    residual_u: float     # max|u_new − u_old| / max|u_new|
-    residual_m: float     # max|m_new − m_old| / max|m_new|
-    mass_error: float     # max_n |∫ m^n − 1|
+    residual_u: float
+    residual_m: float
+    mass_error: float     # max_n |∫ m^n − 1| (NaN where not meaningful)
     min_m: float
     wall_time: float
     finite: bool
+    kind: str = "picard"
+    linear_iterations: int = 0
 
 
 class ProgressMonitor:
     """One line per iteration on rank 0."""
 
-    def __init__(self, comm, label="picard", stream=None):
-        self.rank, self.label, self.stream = comm.Get_rank(), label, stream or sys.stdout
+    def __init__(self, comm, stream=None):
+        self.rank, self.stream = comm.Get_rank(), stream or sys.stdout
 
     def __call__(self, info):
-        if self.rank == 0:
-            print(f"{self.label} {info.iteration:4d}  |du| {info.residual_u:.3e}  |dm| {info.residual_m:.3e}"
-                  f"  mass err {info.mass_error:.1e}  {info.wall_time:8.2f} s", file=self.stream, flush=True)
+        if self.rank != 0:
+            return
+        if info.kind == "newton":
+            line = (f"newton {info.iteration:4d}  |F_hjb| {info.residual_u:.3e}  |F_fp| {info.residual_m:.3e}"
+                    f"  linear its {info.linear_iterations:5d}")
+        else:
+            line = (f"picard {info.iteration:4d}  |du| {info.residual_u:.3e}  |dm| {info.residual_m:.3e}"
+                    f"  mass err {info.mass_error:.1e}")
+        print(f"{line}  {info.wall_time:8.2f} s", file=self.stream, flush=True)
 
 
 def check_finite(info):
@@ -43,6 +53,8 @@ class MassMonitor:
         self.tol = tol
 
     def __call__(self, info):
+        if info.kind != "picard":  # Newton iterates conserve mass only once converged
+            return
         if info.mass_error > self.tol:
             raise SolverError(f"iteration {info.iteration}: mass drifted by {info.mass_error:.2e} > {self.tol:.0e}")
         if info.min_m < -self.tol:
@@ -59,5 +71,7 @@ class HistoryMonitor:
         self.rows.append(info)
 
     def arrays(self):
-        names = ("iteration", "residual_u", "residual_m", "mass_error", "wall_time")
-        return {k: np.array([getattr(r, k) for r in self.rows], dtype=float) for k in names}
+        names = ("iteration", "residual_u", "residual_m", "mass_error", "wall_time", "linear_iterations")
+        out = {k: np.array([getattr(r, k) for r in self.rows], dtype=float) for k in names}
+        out["newton"] = np.array([r.kind == "newton" for r in self.rows], dtype=float)
+        return out

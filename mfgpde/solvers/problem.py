@@ -2,7 +2,7 @@
 both the HJB and the Fokker–Planck solvers use (one source for both)."""
 import numpy as np
 
-from ..discretisation import Stencil, one_sided_gradients, upwind_gradient
+from ..discretisation import Stencil, laplacian, one_sided_gradients, upwind_gradient
 from ..models import Density
 
 
@@ -39,12 +39,34 @@ class MFGProblem:
     def terminal(self, density):
         return np.broadcast_to(self.model.terminal(self.x, density), self.grid.owned_shape).astype(float)
 
-    def hamiltonian(self, t, padded_u, density, linearise=False):
-        """H(x, p̃(u); m) at the owned points, p̃ the upwind gradient, and with
-        linearise=True also the stencil coefficients of v ↦ Σ_d ∂H/∂p_d D̃_d v."""
+    def upwind(self, padded_u):
+        """Upwind gradient p̃ (list per axis) and the sides used (−1, 0, +1)."""
         p, sides = zip(*(upwind_gradient(pm, pp) for pm, pp in one_sided_gradients(padded_u, self.grid.h)))
-        H = self.model.hamiltonian(t, self.x, list(p), density)
-        if not linearise:
-            return H, None
-        dH = [np.broadcast_to(v, self.grid.owned_shape) for v in self.model.dH_dp(t, self.x, list(p), density)]
-        return H, self.stencil.drift_coefficients(dH, sides)
+        return list(p), list(sides)
+
+    def _owned(self, value):
+        return np.broadcast_to(value, self.grid.owned_shape)
+
+    def hjb_residual(self, t, padded_u, u_next, density):
+        """(u − u^{n+1})/dt + ρu − νΔ_h u + H(x, p̃(u); m^{n+1})."""
+        u = padded_u[(slice(1, -1),) * self.grid.dim]
+        p, _ = self.upwind(padded_u)
+        return ((u - u_next) / self.dt + self.model.rho * u - self.model.nu * laplacian(padded_u, self.grid.h)
+                + self.model.hamiltonian(t, self.x, p, density))
+
+    def hjb_jacobian(self, t, padded_u, density):
+        """Stencil coefficients of ∂(hjb_residual)/∂u."""
+        c = self.fp_operator(t, padded_u, density)
+        c[0] += self.model.rho
+        return c
+
+    def fp_operator(self, t, padded_u, density, m=None):
+        """Coefficients of I/dt − νΔ_h + L_u, L_u v = Σ_d ∂H/∂p_d D̃_d v; its transpose is the
+        Fokker–Planck matrix.  With m given, ∂pH gains m ∂²H/∂p∂m (the derivative of Lᵀm in m)."""
+        p, sides = self.upwind(padded_u)
+        dH = [self._owned(v) for v in self.model.dH_dp(t, self.x, p, density)]
+        if m is not None:
+            dH = [a + m * self._owned(b) for a, b in zip(dH, self.model.d2H_dpdm(t, self.x, p, density))]
+        c = self.stencil.drift_coefficients(dH, sides) - self.model.nu * self.laplacian
+        c[0] += 1.0 / self.dt
+        return c

@@ -1,0 +1,198 @@
+"""Newton (PETSc SNES) on the whole discrete MFG system, all time steps at once:
+
+    HJB_n:  (u^n − u^{n+1})/dt + ρu^n − νΔ_h u^n + H(x, p̃(u^n); m^{n+1}) = 0,  u^{nt} = g(m^{nt})
+    FP_n:   (m^{n+1} − m^n)/dt − νΔ_h m^{n+1} + L_{u^n}ᵀ m^{n+1} = 0,          m^0 = m0
+    MEAN_n: μ^n − ∫ x m^n dx = 0      (only for models coupled through the mean)
+
+n = 0..nt−1.  The Jacobian (HJB and FP blocks, both coupling blocks, the bordered mean
+rows) is assembled as one distributed AIJ matrix.  Rows are weighted by √(dt h^d), so the
+SNES norm is a discrete L²(0,T; L²) norm.  Options prefix `newton_`.
+"""
+import math
+import time
+
+import numpy as np
+from petsc4py import PETSc
+
+from ..models import Density
+from .monitors import IterationInfo
+from .problem import SolverError
+from .spacetime import SpaceTimeLayout
+
+ADD = PETSc.InsertMode.ADD_VALUES
+
+
+def _add(P, rows, cols, values):
+    """P[rows[i], cols[i, j]] += values[i, j] (global indices)."""
+    P.setValuesRCV(np.ascontiguousarray(rows, dtype=PETSc.IntType), np.ascontiguousarray(cols, dtype=PETSc.IntType),
+                   np.ascontiguousarray(values, dtype=PETSc.ScalarType), ADD)
+
+
+class NewtonSolver:
+    def __init__(self, problem, tol=1e-10, max_iterations=30, monitors=()):
+        self.problem, self.tol, self.monitors = problem, tol, list(monitors)
+        grid, model = problem.grid, problem.model
+        self.layout = lay = SpaceTimeLayout(problem, model.couples_through_mean)
+        self.m0 = problem.initial_density()
+        self.weight = math.sqrt(problem.dt * grid.cell_volume)
+        self.mean_weight = math.sqrt(problem.dt)
+        self._vec = grid.create_vec()
+        self._F, self._X = lay.create_vec(), lay.create_vec()
+        self._J = lay.create_matrix(self._preallocation())
+        self.snes = snes = PETSc.SNES().create(comm=grid.da.getComm())
+        snes.setOptionsPrefix("newton_")
+        snes.setType(PETSc.SNES.Type.NEWTONLS)
+        snes.setTolerances(rtol=1e-30, atol=tol, stol=1e-30, max_it=max_iterations)
+        snes.setFunction(self.residual, self._F)
+        snes.setJacobian(self.jacobian, self._J)
+        snes.setMonitor(self._monitor)
+        ksp = snes.getKSP()
+        ksp.setType(PETSc.KSP.Type.PREONLY)
+        ksp.getPC().setType(PETSc.PC.Type.LU)
+        # MUMPS orders the dense mean rows well; PETSc's own LU fills whole time slices
+        ksp.getPC().setFactorSolverType("mumps")
+        snes.setFromOptions()
+
+    def _preallocation(self):
+        lay = self.layout
+        w, d = 2 * lay.dim + 1, lay.dim
+        diag = np.concatenate([np.full(lay.nt * lay.N, w + 2 + d), np.full(lay.nt * lay.N, 2 * w + 1)])
+        off = np.concatenate([np.full(lay.nt * lay.N, 2 * d + d), np.full(lay.nt * lay.N, 4 * d)])
+        if lay.n_means and lay.grid.rank == 0:
+            total = int(np.prod(lay.grid.n))
+            diag = np.concatenate([diag, np.full(lay.n_means, lay.N + 1)])
+            off = np.concatenate([off, np.full(lay.n_means, total - lay.N)])
+        return (np.minimum(diag, lay.local_size).astype(PETSc.IntType),
+                np.minimum(off, lay.size - lay.local_size).astype(PETSc.IntType))
+
+    # -- the state ---------------------------------------------------------------
+    def _levels(self, X):
+        """u^0..u^nt, m^0..m^nt and the Density seen by the model at every level."""
+        pb, lay, grid = self.problem, self.layout, self.problem.grid
+        u_blocks, m_blocks, means = lay.split(X.getArray(readonly=True))
+        mu = grid.comm.bcast(None if means is None else np.array(means), root=0) if lay.n_means else None
+        m = [self.m0] + list(m_blocks)
+        dens = [None]
+        for n in range(1, pb.nt + 1):
+            d = pb.density(m[n])
+            if mu is not None:
+                d = Density(m=m[n], mass=d.mass, mean=mu[n - 1])
+            dens.append(d)
+        u = list(u_blocks) + [pb.terminal(dens[-1])]
+        return u, m, dens
+
+    def _padded(self, values):
+        self.problem.grid.set_owned(self._vec, values)
+        return self.problem.grid.padded(self._vec)
+
+    # -- SNES callbacks ----------------------------------------------------------
+    def residual(self, snes, X, F):
+        pb, lay, grid = self.problem, self.layout, self.problem.grid
+        u, m, dens = self._levels(X)
+        Fu, Fm, Fmean = lay.split(F.getArray())
+        for n in range(pb.nt):
+            padded = self._padded(u[n])
+            Fu[n] = self.weight * pb.hjb_residual(pb.t[n], padded, u[n + 1], dens[n + 1])
+            A = pb.fp_operator(pb.t[n], padded, dens[n + 1])
+            pb.stencil.transpose_apply(A, m[n + 1], self._vec)
+            Fm[n] = self.weight * (grid.owned(self._vec) - m[n] / pb.dt)
+        if lay.n_means:
+            mean = [grid.moments(m[n])[1] for n in range(1, pb.nt + 1)]
+            if Fmean is not None:
+                Fmean[:] = self.mean_weight * (np.array([dn.mean for dn in dens[1:]]) - np.array(mean))
+
+    def jacobian(self, snes, X, J, P):
+        pb, lay, model = self.problem, self.layout, self.problem.model
+        u, m, dens = self._levels(X)
+        P.zeroEntries()
+        w, shape = self.weight, pb.grid.owned_shape
+        flat = lambda a: np.ascontiguousarray(np.broadcast_to(a, shape).ravel(order="F"))  # noqa: E731
+        for n in range(pb.nt):
+            t, padded, d_next = pb.t[n], self._padded(u[n]), dens[n + 1]
+            p, sides = pb.upwind(padded)
+            ru, rm = lay.rows([lay.u_block(n)])[0], lay.rows([lay.m_block(n + 1)])[0]
+            cu, cm = lay.columns([lay.u_block(n)])[0], lay.columns([lay.m_block(n + 1)])[0]
+            # HJB rows: ∂/∂u^n, ∂/∂u^{n+1}, ∂/∂m^{n+1} (local and through the mean)
+            _add(P, ru[:, None], cu, w * pb.stencil.flat(pb.hjb_jacobian(t, padded, d_next)))
+            if n + 1 < pb.nt:
+                self._diagonal(P, ru, lay.rows([lay.u_block(n + 1)])[0], np.full(lay.N, -w / pb.dt))
+            dHdm = flat(model.dH_dm(t, pb.x, p, d_next))
+            dHdmean = [flat(v) for v in model.dH_dmean(t, pb.x, p, d_next)]
+            if n + 1 == pb.nt:  # u^{nt} = g(m^{nt}) enters through −u^{nt}/dt
+                dHdm = dHdm - flat(model.dg_dm(pb.x, d_next)) / pb.dt
+                dHdmean = [a - flat(b) / pb.dt for a, b in zip(dHdmean, model.dg_dmean(pb.x, d_next))]
+            self._diagonal(P, ru, rm, w * dHdm)
+            for k in range(lay.n_means and lay.dim):
+                col = np.full(lay.N, lay.mean_index(n + 1, k))
+                _add(P, ru[:, None], col[:, None], (w * dHdmean[k])[:, None])
+            # FP rows: ∂/∂m^{n+1} (transpose of the linearised HJB operator), ∂/∂m^n, ∂/∂u^n
+            A = w * pb.stencil.flat(pb.fp_operator(t, padded, d_next, m=m[n + 1]))
+            _add(P, cm.reshape(-1, 1), np.repeat(rm, cm.shape[1])[:, None], A.reshape(-1, 1))
+            if n > 0:
+                self._diagonal(P, rm, lay.rows([lay.m_block(n)])[0], np.full(lay.N, -w / pb.dt))
+            self._fp_u_block(P, n, p, sides, d_next, m[n + 1], rm, cm, ru, cu)
+        if lay.n_means:
+            self._mean_rows(P, m)
+        P.assemble()
+        if J != P:
+            J.assemble()
+
+    @staticmethod
+    def _diagonal(P, rows, cols, values):
+        _add(P, rows[:, None], cols[:, None], values[:, None])
+
+    def _fp_u_block(self, P, n, p, sides, density, m_next, rm, cm, ru, cu):
+        """∂(L_uᵀ m)/∂u = Σ_d D̃_dᵀ diag(m ∂²H/∂p_d²) D̃_d (H separable in p)."""
+        pb, lay = self.problem, self.layout
+        hess = pb.model.d2H_dp2(pb.t[n], pb.x, p, density)
+        for d in range(lay.dim):
+            if any(np.any(hess[d][e] != 0) for e in range(lay.dim) if e != d):
+                raise SolverError("Newton coupling needs ∂²H/∂p_d∂p_e = 0 for d ≠ e (a separable H)")
+            side = sides[d].ravel(order="F")
+            weight = self.weight * m_next.ravel(order="F") * np.broadcast_to(
+                hess[d][d], pb.grid.owned_shape).ravel(order="F") * (side != 0) / pb.grid.h[d] ** 2
+            pick = np.where(side > 0, 2 + 2 * d, 1 + 2 * d)[:, None]
+            nb_m = np.take_along_axis(cm, pick, axis=1)[:, 0]
+            nb_u = np.take_along_axis(cu, pick, axis=1)[:, 0]
+            R = np.concatenate([rm, rm, nb_m, nb_m])[:, None]
+            C = np.concatenate([ru, nb_u, ru, nb_u])[:, None]
+            V = np.concatenate([weight, -weight, -weight, weight])[:, None]
+            _add(P, R, C, V)
+
+    def _mean_rows(self, P, m):
+        """Rows μ^n_d − ∫ x_d m^n dx."""
+        pb, lay, grid = self.problem, self.layout, self.problem.grid
+        x = [np.broadcast_to(xd, grid.owned_shape).ravel(order="F") for xd in pb.x]
+        for n in range(1, pb.nt + 1):
+            cols = lay.rows([lay.m_block(n)])[0]
+            for d in range(lay.dim):
+                row = np.array([[lay.mean_index(n, d)]], dtype=PETSc.IntType)
+                P.setValues(row[0], cols, -self.mean_weight * grid.cell_volume * x[d], ADD)
+                if grid.rank == 0:
+                    P.setValues(row[0], row[0], [self.mean_weight], ADD)
+
+    # -- driving the solve --------------------------------------------------------
+    def _monitor(self, snes, its, fnorm):
+        grid, lay = self.problem.grid, self.layout
+        Fu, Fm, _ = lay.split(snes.getFunction()[0].getArray(readonly=True))
+        norm = lambda a: math.sqrt(grid.comm.allreduce(float(np.sum(a * a))))  # noqa: E731
+        info = IterationInfo(its, norm(Fu), norm(Fm), float("nan"), float("nan"),
+                             time.perf_counter() - self._start, bool(np.isfinite(fnorm)),
+                             kind="newton", linear_iterations=snes.getLinearSolveIterations())
+        for monitor in self.monitors:
+            monitor(info)
+
+    def solve(self, u_guess, m_guess):
+        """Newton from the paths u_guess, m_guess (nt+1, *owned); returns (u, m, converged, its)."""
+        pb, lay = self.problem, self.layout
+        u_blocks, m_blocks, means = lay.split(self._X.getArray())
+        u_blocks[:] = u_guess[:-1]
+        m_blocks[:] = m_guess[1:]
+        moments = [pb.grid.moments(mn)[1] for mn in m_guess[1:]] if lay.n_means else None
+        if means is not None:
+            means[:] = np.array(moments)
+        self._start = time.perf_counter()
+        self.snes.solve(None, self._X)
+        reason = self.snes.getConvergedReason()
+        u, m, _ = self._levels(self._X)
+        return np.array(u), np.array(m), reason > 0, self.snes.getIterationNumber(), reason
