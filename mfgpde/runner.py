@@ -116,7 +116,10 @@ def run(cfg, out, verbose=True):
     out = pathlib.Path(out)
     problem = build_problem(cfg)
     check_writable(out, problem.grid.comm)
-    solver, history = build_solver(problem, cfg, verbose)
+    try:
+        solver, history = build_solver(problem, cfg, verbose)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     solution = solver.solve()
     target = out if solution.converged else unconverged_path(out)
     write_solution(solution, cfg, target, history)

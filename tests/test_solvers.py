@@ -75,6 +75,12 @@ class CrowdAversion(MFGModel):
     def dH_dp(self, t, x, p, density):
         return list(p)
 
+    def d2H_dp2(self, t, x, p, density):
+        return [[float(d == e) for e in range(self.dim)] for d in range(self.dim)]
+
+    def dH_dm(self, t, x, p, density):
+        return -1.0
+
     def terminal(self, x, density):
         return np.zeros_like(density.m)
 

@@ -5,6 +5,7 @@ import time
 
 import numpy as np
 
+from ..models import MFGModel
 from .newton import NewtonSolver
 from .picard import PicardSolver, Solution
 from .problem import SolverError
@@ -13,6 +14,9 @@ from .problem import SolverError
 class NewtonCoupling:
     def __init__(self, problem, damping=0.5, picard_iterations=1, tol=1e-10, max_iterations=30,
                  mass_tol=1e-12, monitors=()):
+        if type(problem.model).d2H_dp2 is MFGModel.d2H_dp2:
+            raise ValueError(f"solver.coupling: model '{problem.model.name}' provides no d2H_dp2, "
+                             "which Newton needs (use coupling = \"picard\")")
         if picard_iterations < 1:
             raise ValueError("solver.picard_iterations: Newton starts after at least one Picard iteration")
         self.problem, self.mass_tol = problem, mass_tol

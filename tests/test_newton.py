@@ -1,0 +1,116 @@
+"""Newton on the whole space–time system: Jacobian checked by PETSc, quadratic and
+mesh-independent convergence on the LQ case, agreement with Picard, local couplings."""
+import re
+
+import h5py
+import numpy as np
+import petsc4py
+import pytest
+
+petsc4py.init()
+from conftest import RUNS, mfgpde  # noqa: E402
+from mfgpde.grids import Grid  # noqa: E402
+from mfgpde.models import create_model  # noqa: E402
+from mfgpde.solvers import MFGProblem, NewtonCoupling, PicardSolver  # noqa: E402
+from test_solvers import CrowdAversion  # noqa: E402,F401  (registers test_crowd_aversion)
+
+
+class Record:
+    def __init__(self):
+        self.rows = []
+
+    def __call__(self, info):
+        self.rows.append(info)
+
+
+def _newton(model, grid, T=1.0, nt=20):
+    record = Record()
+    pb = MFGProblem(grid, model, T, nt)
+    solution = NewtonCoupling(pb, damping=1.0, tol=1e-10, monitors=[record]).solve()
+    return solution, [r for r in record.rows if r.kind == "newton"]
+
+
+@pytest.mark.parametrize("case", ["lq_mfg_1d", "lq_mfg_2d"])
+def test_jacobian_matches_finite_differences(case, tmp_path):
+    grid = "grid.n=[9]" if case == "lq_mfg_1d" else "grid.n=[6,5]"
+    proc = mfgpde("run", RUNS / f"{case}.toml", "--set", grid, "--set", "time.nt=3", "--set",
+                  "solver.coupling='newton'", "--set", "output.plots=false", "-newton_snes_test_jacobian",
+                  "-o", tmp_path / "j.h5")
+    ratios = [float(v) for v in re.findall(r"\|\|J - Jfd\|\|_F/\|\|J\|\|_F = ([0-9.eE+-]+)", proc.stdout)]
+    assert proc.returncode == 0 and len(ratios) >= 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert max(ratios) < 1e-6
+
+
+def test_jacobian_with_local_coupling():
+    """H = ½|p|² − m: J·dX against a finite difference of the residual at a random state."""
+    grid = Grid([-1.0], [1.0], [9])
+    pb = MFGProblem(grid, create_model("test_crowd_aversion", 1), 0.5, 3)
+    coupling = NewtonCoupling(pb, damping=1.0)
+    snes = coupling.newton.snes
+    X = coupling.newton.layout.create_vec()
+    rng = np.random.default_rng(0)
+    X.setArray(rng.uniform(0.2, 1.0, X.getLocalSize()))
+    J = coupling.newton._J
+    coupling.newton.jacobian(snes, X, J, J)
+    F0, F1 = X.duplicate(), X.duplicate()
+    coupling.newton.residual(snes, X, F0)
+    dX = X.duplicate()
+    dX.setArray(rng.normal(size=X.getLocalSize()))
+    eps = 1e-7
+    Xp = X.copy()
+    Xp.axpy(eps, dX)
+    coupling.newton.residual(snes, Xp, F1)
+    Jd = X.duplicate()
+    J.mult(dX, Jd)
+    fd = (F1.getArray() - F0.getArray()) / eps
+    assert np.max(np.abs(fd - Jd.getArray())) < 1e-5 * np.max(np.abs(Jd.getArray()))
+
+
+def test_lq_newton_converges_fast_and_mesh_independently():
+    counts = []
+    for n, nt in [(50, 10), (100, 20), (200, 40)]:
+        grid = Grid([-2.5], [3.5], [n])
+        sol, rows = _newton(create_model("lq_mfg", 1, rho=0.1), grid, nt=nt)
+        assert sol.converged, sol.status
+        final = rows[-1]
+        assert np.hypot(final.residual_u, final.residual_m) < 1e-10
+        counts.append(len(rows) - 1)
+        # quadratic convergence: each residual at most ~square of the previous (relative to the first)
+        norms = [np.hypot(r.residual_u, r.residual_m) for r in rows]
+        assert norms[2] < 0.1 * norms[1] and norms[-1] < 1e-3 * norms[-2] ** 1.5 + 1e-10
+    assert max(counts) <= 8
+    assert counts[-1] <= counts[0]
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+def test_newton_and_picard_agree(dim):
+    grid = Grid([-2.0] * dim, [3.0] * dim, [40] if dim == 1 else [20, 18])
+    model = create_model("lq_mfg", dim, rho=0.1, mu0=[0.5, -0.3][:dim])
+    newton, _ = _newton(model, grid, nt=10)
+    picard = PicardSolver(MFGProblem(grid, model, 1.0, 10), damping=1.0, tol=1e-12, max_iterations=200).solve()
+    assert newton.converged and picard.converged
+    assert grid.max_abs(newton.u - picard.u) < 1e-9 and grid.max_abs(newton.m - picard.m) < 1e-9
+    assert np.max(np.abs(grid.integrate(newton.m) - 1.0)) < 1e-12
+
+
+def test_newton_with_local_coupling_agrees_with_picard():
+    grid = Grid([-1.5], [1.5], [60])
+    model = create_model("test_crowd_aversion", 1)
+    newton, _ = _newton(model, grid, nt=20)
+    picard = PicardSolver(MFGProblem(grid, model, 1.0, 20), damping=0.5, tol=1e-11, max_iterations=300).solve()
+    assert newton.converged and picard.converged
+    assert grid.max_abs(newton.m - picard.m) < 1e-8 and grid.max_abs(newton.u - picard.u) < 1e-8
+
+
+def test_newton_one_and_two_ranks_agree(tmp_path):
+    out = {}
+    for nproc in (None, 2):
+        path = tmp_path / f"n{nproc or 1}.h5"
+        proc = mfgpde("run", RUNS / "lq_mfg_2d.toml", "--set", "grid.n=[16,14]", "--set", "time.nt=6",
+                      "--set", "solver.coupling='newton'", "--set", "output.plots=false", "-o", path, nproc=nproc)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        assert "newton" in proc.stdout
+        with h5py.File(path) as f:
+            out[nproc] = {k: f["solution"][k][()] for k in ("u", "m")}
+    for k in ("u", "m"):
+        assert np.max(np.abs(out[None][k] - out[2][k])) < 1e-10
