@@ -15,17 +15,31 @@ import sys
 EXIT_BAD_INPUT, EXIT_NOT_CONVERGED = 2, 3
 
 
+OWN_LONG = ("output", "set", "times", "outdir", "case", "help")
+PETSC_O_PREFIXES = ("-options", "-on_error", "-objects", "-omp")
+
+
 def split_petsc_args(argv):
     """PETSc options (one dash and a long name such as -hjb_snes_monitor, with an optional
-    value) apart from mfgpde's own arguments (-o and -h take a separate value)."""
+    value) apart from mfgpde's own arguments.  `-oFILE` is mfgpde's -o; a single-dash
+    spelling of one of mfgpde's long options (-output, -set) is refused."""
     own, petsc = [], []
     i = 0
     while i < len(argv):
         arg = argv[i]
         if arg.startswith("-") and not arg.startswith("--") and len(arg) > 2 and not _is_number(arg):
+            name = arg[1:].split("=")[0]
+            if any(long.startswith(name) for long in OWN_LONG):
+                _fail(f"{arg}: did you mean --{next(long for long in OWN_LONG if long.startswith(name))}?")
+            if arg.startswith("-o") and not arg.startswith(PETSC_O_PREFIXES):
+                own += ["-o", arg[2:]]
+                i += 1
+                continue
             petsc.append(arg)
-            if i + 1 < len(argv) and (not argv[i + 1].startswith("-") or _is_number(argv[i + 1])):
-                petsc.append(argv[i + 1])
+            nxt = argv[i + 1] if i + 1 < len(argv) else None
+            if nxt is not None and (not nxt.startswith("-") or _is_number(nxt)) \
+                    and not nxt.endswith((".toml", ".h5")):
+                petsc.append(nxt)
                 i += 1
         else:
             own.append(arg)
@@ -63,7 +77,9 @@ def _rank():
 def _parser():
     p = _Parser(prog="mfgpde", description="Finite-difference solvers for mean field games.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    r = sub.add_parser("run", help="solve the study described by a TOML run file")
+    r = sub.add_parser("run", help="solve the study described by a TOML run file",
+                       epilog="PETSc options (-hjb_snes_monitor, -fp_ksp_type gmres, -newton_snes_monitor, "
+                              "-log_view, ...) pass through to PETSc.")
     r.add_argument("runfile")
     r.add_argument("-o", "--output", help="HDF5 output file (default: [output] file, else out/<runfile>.h5)")
     r.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",

@@ -83,6 +83,8 @@ def validate(data):
     _check_time(cfg["time"])
     _check_solver(cfg["solver"])
     _check_output(cfg["output"])
+    if cfg["output"]["plot_times"] and not all(0 <= v <= cfg["time"]["T"] for v in cfg["output"]["plot_times"]):
+        raise ConfigError(f"output.plot_times: times must lie in [0, T = {cfg['time']['T']}]")
     if not isinstance(cfg["model"]["name"], str):
         raise ConfigError("model.name: must be a string")
     for key, value in cfg["petsc"].items():
@@ -114,6 +116,8 @@ def _check_grid(g):
     for d, (a, b) in enumerate(zip(g["lower"], g["upper"])):
         if not b > a:
             raise ConfigError(f"grid.upper: must exceed grid.lower on axis {d}, got {a!r} .. {b!r}")
+        if not math.isfinite(b - a):
+            raise ConfigError(f"grid.upper: the box is too large to represent on axis {d}")
     bnd = g["boundary"] if isinstance(g["boundary"], list) else [g["boundary"]] * dim
     if len(bnd) != dim or not all(b in BOUNDARIES for b in bnd):
         raise ConfigError(f"grid.boundary: one of {', '.join(BOUNDARIES)} (or one per axis), got {g['boundary']!r}")
@@ -143,6 +147,8 @@ def _check_solver(s):
     for key in ("tolerance", "mass_tolerance", "newton_tolerance"):
         if not _is_number(s[key]) or s[key] <= 0:
             raise ConfigError(f"solver.{key}: must be a positive number, got {s[key]!r}")
+    if s["tolerance"] < 1e-14:
+        raise ConfigError(f"solver.tolerance: {s['tolerance']!r} is below what double precision can resolve (1e-14)")
     for key in ("max_iterations", "picard_iterations", "newton_max_iterations"):
         if not _is_int(s[key]) or s[key] < 1:
             raise ConfigError(f"solver.{key}: must be a positive integer, got {s[key]!r}")
@@ -154,5 +160,5 @@ def _check_output(o):
     if not isinstance(o["plots"], bool):
         raise ConfigError(f"output.plots: must be true or false, got {o['plots']!r}")
     times = o["plot_times"]
-    if times is not None and (not isinstance(times, list) or not all(_is_number(v) for v in times)):
-        raise ConfigError(f"output.plot_times: must be a list of times, got {times!r}")
+    if times is not None and (not isinstance(times, list) or not times or not all(_is_number(v) for v in times)):
+        raise ConfigError(f"output.plot_times: must be a non-empty list of times, got {times!r}")

@@ -3,12 +3,13 @@ import os
 import pathlib
 
 import numpy as np
+from mpi4py import MPI
 from petsc4py import PETSc
 
 from . import __version__
 from .config import ConfigError
 from .grids import Grid
-from .io import write_result
+from .io import temporary_path, write_result
 from .models import ModelError, create_model
 from .solvers import (HistoryMonitor, MassMonitor, MFGProblem, NewtonCoupling, PicardSolver,
                       ProgressMonitor, check_finite)
@@ -37,7 +38,12 @@ def build_problem(cfg, comm=None):
         model = create_model(cfg["model"]["name"], len(g["n"]), **params)
     except ModelError as e:
         raise ConfigError(str(e)) from None
-    grid = Grid(g["lower"], g["upper"], g["n"], boundary=g["boundary"], names=g["axes"], comm=comm)
+    try:
+        grid = Grid(g["lower"], g["upper"], g["n"], boundary=g["boundary"], names=g["axes"], comm=comm)
+    except PETSc.Error:
+        size = (comm or PETSc.COMM_WORLD).getSize()
+        raise ConfigError(f"grid.n: {g['n']} cells cannot be split over {size} MPI ranks") from None
+    _check_memory(grid, cfg["time"]["nt"])
     problem = MFGProblem(grid, model, cfg["time"]["T"], cfg["time"]["nt"])
     try:
         problem.initial_density()
@@ -46,19 +52,34 @@ def build_problem(cfg, comm=None):
     return problem
 
 
+def _check_memory(grid, nt):
+    """Refuse a grid and step count whose solution paths cannot fit in memory."""
+    need = 8 * 6 * (nt + 1) * float(np.prod(grid.owned_shape))  # u, m and four work paths
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if grid.comm.allreduce(need > total, op=MPI.LOR):
+        raise ConfigError(f"time.nt: {nt} steps on {grid.n} cells need about {need / 2**30:.0f} GiB per rank, "
+                          f"more than this machine's {total / 2**30:.0f} GiB")
+
+
 def build_solver(problem, cfg, verbose=True):
     s = cfg["solver"]
     history = HistoryMonitor()
     monitors = [check_finite, MassMonitor(s["mass_tolerance"]), history]
     if verbose:
         monitors.insert(0, ProgressMonitor(problem.grid.comm))
-    if s["coupling"] == "newton":
-        solver = NewtonCoupling(problem, damping=s["damping"], picard_iterations=s["picard_iterations"],
-                                tol=s["newton_tolerance"], max_iterations=s["newton_max_iterations"],
-                                mass_tol=s["mass_tolerance"], monitors=monitors)
-    else:
-        solver = PicardSolver(problem, damping=s["damping"], tol=s["tolerance"],
-                              max_iterations=s["max_iterations"], monitors=monitors)
+    try:
+        if s["coupling"] == "newton":
+            solver = NewtonCoupling(problem, damping=s["damping"], picard_iterations=s["picard_iterations"],
+                                    tol=s["newton_tolerance"], max_iterations=s["newton_max_iterations"],
+                                    mass_tol=s["mass_tolerance"], monitors=monitors)
+        else:
+            solver = PicardSolver(problem, damping=s["damping"], tol=s["tolerance"],
+                                  max_iterations=s["max_iterations"], monitors=monitors)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    except PETSc.Error as e:
+        raise ConfigError(f"petsc: PETSc rejected a solver option (an unknown type or a bad value; "
+                          f"PETSc error code {e.ierr})") from None
     return solver, history
 
 
@@ -73,9 +94,23 @@ def check_writable(path, comm):
             problem = f"output.file: {existing} is not a directory"
         elif not os.access(existing, os.W_OK):
             problem = f"output.file: cannot write into {existing}"
+        elif existing == path.parent:
+            problem = _try_create(path)
     problem = comm.bcast(problem, root=0)
     if problem:
         raise ConfigError(problem)
+
+
+def _try_create(path):
+    """Create and remove the temporary file the writer will use; a message if that fails."""
+    probe = temporary_path(path)
+    try:
+        with open(probe, "x"):
+            pass
+        os.remove(probe)
+    except OSError as e:
+        return f"output.file: cannot create files like {probe.name} in {path.parent} ({e.strerror})"
+    return None
 
 
 def write_solution(solution, cfg, path, history):
@@ -97,7 +132,7 @@ def _closed_form(pb, axes):
     """The model's closed form on the grid, stored beside the solution where one exists."""
     try:
         cf = pb.model.closed_form(pb.T)
-    except ValueError:
+    except (ValueError, RuntimeError, ArithmeticError):  # no closed form here; the solution stands
         return None
     if cf is None:
         return None
@@ -116,11 +151,11 @@ def run(cfg, out, verbose=True):
     out = pathlib.Path(out)
     problem = build_problem(cfg)
     check_writable(out, problem.grid.comm)
-    try:
-        solver, history = build_solver(problem, cfg, verbose)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-    solution = solver.solve()
+    solver, history = build_solver(problem, cfg, verbose)
+    with np.errstate(all="ignore"):  # non-finite values are caught by the monitors, not warned about
+        solution = solver.solve()
     target = out if solution.converged else unconverged_path(out)
     write_solution(solution, cfg, target, history)
+    if solution.converged and problem.grid.rank == 0:
+        unconverged_path(out).unlink(missing_ok=True)  # a stale failure beside a good result misleads
     return solution, target

@@ -113,3 +113,24 @@ def test_nan_stops_the_solve():
     grid = Grid([-1.0], [1.0], [20])
     with pytest.raises(SolverError):
         _solve(create_model("test_nan", 1), grid, nt=4)
+
+
+class Asymmetric(CrowdAversion):
+    """H = ½p² for p > 0 and 2p² for p < 0: convex, minimum at 0, not even."""
+    name = "test_asymmetric"
+
+    def hamiltonian(self, t, x, p, density):
+        return sum(np.where(pd > 0, 0.5, 2.0) * pd ** 2 for pd in p)
+
+
+def test_godunov_peak_takes_the_larger_hamiltonian():
+    register(Asymmetric)
+    grid = Grid([0.0], [3.0], [3])
+    pb = MFGProblem(grid, create_model("test_asymmetric", 1), 1.0, 1)
+    # u = (0, 1, 1 + right): at the middle cell p⁻ = 1 (H = 0.5) and p⁺ = right (h = 1)
+    for right, p_expected, side_expected in [(-0.99, -0.99, 1), (-0.6, -0.6, 1), (-0.4, 1.0, -1)]:
+        padded = np.array([0.0, 0.0, 1.0, 1.0 + right, 1.0 + right])
+        p, sides = pb.upwind(0.0, padded, None)
+        H = pb.model.hamiltonian(0.0, pb.x, p, None)
+        assert p[0][1] == pytest.approx(p_expected) and sides[0][1] == side_expected
+        assert H[1] == pytest.approx(max(0.5, 2.0 * right ** 2))

@@ -29,7 +29,8 @@ def laplacian(padded, h):
 def upwind_gradient(p_minus, p_plus):
     """Godunov choice along one axis for an H convex in p_d with its minimum at p_d = 0:
     p̃ = p⁺ where p⁺ < 0 (drift −∂pH > 0 looks forward), p⁻ where p⁻ > 0, 0 in a valley,
-    and at a peak (p⁻ > 0 > p⁺) the larger in modulus.  Returns (p̃, side) with side
+    and at a peak (p⁻ > 0 > p⁺) the larger in modulus (exact for H even in p_d; the
+    solvers then compare H itself there).  Returns (p̃, side) with side
     −1, 0, +1 naming the difference used, so that ∂p̃/∂u is known to the Jacobian."""
     forward = p_plus < 0
     backward = p_minus > 0

@@ -2,7 +2,8 @@
 
 Importing this package does not import matplotlib.pyplot.
 """
-from .hdf5 import Result, cell_volume, describe, read_result, write_result
+from .hdf5 import Result, cell_volume, describe, read_result, temporary_path, write_result
 from .plots import plot_result
 
-__all__ = ["Result", "cell_volume", "describe", "plot_result", "read_result", "write_result"]
+__all__ = ["Result", "cell_volume", "describe", "plot_result", "read_result", "temporary_path",
+           "write_result"]

@@ -89,6 +89,12 @@ def _validate(axes, t, fields, history, extra):
     return axes, t, fields, history
 
 
+def temporary_path(path):
+    """Where write_result writes before renaming onto `path`."""
+    path = Path(path)
+    return path.parent / f".{path.name}.tmp-{os.getpid()}"
+
+
 def write_result(path, *, axes, t, fields, attrs, history=None, extra=None) -> None:
     """Write one result file atomically (temporary file + os.replace).
 
@@ -102,7 +108,7 @@ def write_result(path, *, axes, t, fields, attrs, history=None, extra=None) -> N
     axes, t, fields, history = _validate(axes, t, fields, history, extra)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+    tmp = temporary_path(path)
     try:
         with h5py.File(tmp, "w", track_order=True) as f:
             grid = f.create_group("grid")

@@ -74,7 +74,15 @@ class MFGModel:
 
     @property
     def nu(self):
+        """ν = σ²/2."""
         return 0.5 * self.sigma ** 2
+
+    def _sigma(self):
+        """σ ≥ 0 with a finite ν (the common check of every model)."""
+        sigma = self._number("sigma", 0.0)
+        if not np.isfinite(0.5 * sigma ** 2 if sigma < 1e150 else np.inf):
+            raise ModelError(f"model.sigma: too large, got {sigma!r}")
+        return sigma
 
     rho = 0.0
 

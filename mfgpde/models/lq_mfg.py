@@ -20,7 +20,7 @@ class LQMFG(MFGModel):
         self.q = self._number("q", 0.0)
         self.s = self._number("s", 0.0)
         self.kappa = self._number("kappa")
-        self.sigma = self._number("sigma", 0.0)
+        self.sigma = self._sigma()
         self.rho = self._number("rho", 0.0)
         self.s0 = self._number("s0", 0.0, strict=True)
         self.mu0 = self._per_axis("mu0")

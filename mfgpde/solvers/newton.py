@@ -109,7 +109,7 @@ class NewtonSolver:
         flat = lambda a: np.ascontiguousarray(np.broadcast_to(a, shape).ravel(order="F"))  # noqa: E731
         for n in range(pb.nt):
             t, padded, d_next = pb.t[n], self._padded(u[n]), dens[n + 1]
-            p, sides = pb.upwind(padded)
+            p, sides = pb.upwind(t, padded, d_next)
             ru, rm = lay.rows([lay.u_block(n)])[0], lay.rows([lay.m_block(n + 1)])[0]
             cu, cm = lay.columns([lay.u_block(n)])[0], lay.columns([lay.m_block(n + 1)])[0]
             # HJB rows: ∂/∂u^n, ∂/∂u^{n+1}, ∂/∂m^{n+1} (local and through the mean)

@@ -39,10 +39,21 @@ class MFGProblem:
     def terminal(self, density):
         return np.broadcast_to(self.model.terminal(self.x, density), self.grid.owned_shape).astype(float)
 
-    def upwind(self, padded_u):
-        """Upwind gradient p̃ (list per axis) and the sides used (−1, 0, +1)."""
-        p, sides = zip(*(upwind_gradient(pm, pp) for pm, pp in one_sided_gradients(padded_u, self.grid.h)))
-        return list(p), list(sides)
+    def upwind(self, t, padded_u, density):
+        """Godunov upwind gradient p̃ (list per axis) and the sides used (−1, 0, +1).  At a
+        peak (p⁻ > 0 > p⁺) Godunov takes the side with the larger H."""
+        grads = one_sided_gradients(padded_u, self.grid.h)
+        p, sides = (list(v) for v in zip(*(upwind_gradient(pm, pp) for pm, pp in grads)))
+        for d, (pm, pp) in enumerate(grads):
+            peak = (pm > 0) & (pp < 0)
+            if np.any(peak):
+                H_minus = self.model.hamiltonian(t, self.x, p[:d] + [pm] + p[d + 1:], density)
+                H_plus = self.model.hamiltonian(t, self.x, p[:d] + [pp] + p[d + 1:], density)
+                forward = peak & (H_plus > H_minus)
+                backward = peak & ~forward
+                p[d] = np.where(forward, pp, np.where(backward, pm, p[d]))
+                sides[d] = np.where(forward, 1, np.where(backward, -1, sides[d])).astype(np.int8)
+        return p, sides
 
     def _owned(self, value):
         return np.broadcast_to(value, self.grid.owned_shape)
@@ -50,7 +61,7 @@ class MFGProblem:
     def hjb_residual(self, t, padded_u, u_next, density):
         """(u − u^{n+1})/dt + ρu − νΔ_h u + H(x, p̃(u); m^{n+1})."""
         u = padded_u[(slice(1, -1),) * self.grid.dim]
-        p, _ = self.upwind(padded_u)
+        p, _ = self.upwind(t, padded_u, density)
         return ((u - u_next) / self.dt + self.model.rho * u - self.model.nu * laplacian(padded_u, self.grid.h)
                 + self.model.hamiltonian(t, self.x, p, density))
 
@@ -63,7 +74,7 @@ class MFGProblem:
     def fp_operator(self, t, padded_u, density, m=None):
         """Coefficients of I/dt − νΔ_h + L_u, L_u v = Σ_d ∂H/∂p_d D̃_d v; its transpose is the
         Fokker–Planck matrix.  With m given, ∂pH gains m ∂²H/∂p∂m (the derivative of Lᵀm in m)."""
-        p, sides = self.upwind(padded_u)
+        p, sides = self.upwind(t, padded_u, density)
         dH = [self._owned(v) for v in self.model.dH_dp(t, self.x, p, density)]
         if m is not None:
             dH = [a + m * self._owned(b) for a, b in zip(dH, self.model.d2H_dpdm(t, self.x, p, density))]
