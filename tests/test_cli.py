@@ -103,6 +103,14 @@ BAD = {
     "runfile-is-data": ({"sets": ["""model.sigma="__import__('os').system('touch pwned') or 0.5\""""]},
                         ["model.sigma"]),
     "output-is-directory": ({"outdir": True}, ["output.file"]),
+    "sigma-overflows": ({"sets": ["model.sigma=1e200"]}, ["model.sigma"]),
+    "nt-beyond-memory": ({"sets": ["time.nt=1000000000000"]}, ["time.nt"]),
+    "box-not-representable": ({"sets": ["grid.lower=[-1e308]", "grid.upper=[1e308]"]}, ["grid.upper"]),
+    "tolerance-below-precision": ({"sets": ["solver.tolerance=1e-300"]}, ["solver.tolerance"]),
+    "plot-time-beyond-T": ({"sets": ["output.plot_times=[5.0]"]}, ["output.plot_times"]),
+    "picard-iterations-zero": ({"sets": ["solver.picard_iterations=0"]}, ["solver.picard_iterations"]),
+    "single-dash-output": ({"argv": ["-output", "y.h5"]}, ["--output"]),
+    "petsc-bad-type": ({"argv": ["-fp_ksp_type", "nonsense"]}, ["petsc"]),
 }
 
 
@@ -144,6 +152,15 @@ def test_bad_input(case, preexisting, tmp_path):
     assert out.exists() == (preexisting or bool(spec.get("outdir")))
     if preexisting and not spec.get("outdir"):
         assert out.read_bytes() == KNOWN_BYTES
+
+
+def test_output_name_the_writer_cannot_create(tmp_path):
+    """A legal name whose temporary sibling is too long is refused before the solve."""
+    before = _snapshot(tmp_path)
+    proc = mfgpde("run", RUN1D, *SMALL, *NOPLOTS, "-o", tmp_path / ("b" * 247 + ".h5"), cwd=tmp_path)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    _one_line_error(proc, "output.file")
+    assert _snapshot(tmp_path) == before
 
 
 def test_output_parent_is_a_file(tmp_path):
