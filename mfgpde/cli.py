@@ -4,6 +4,7 @@
     mfgpde info OUT.h5
     mfgpde plot OUT.h5 [--times T ...] [--outdir DIR]
     mfgpde validate [--case NAME ...]
+    mfgpde bench [--sizes small large] [--ranks 1 2] [--case NAME ...] [--json FILE]
 
 Bad input: one line naming the problem on stderr, exit status 2.  An unconverged
 solve exits with status 3.  Identical usage under `mpirun -n P`.
@@ -92,6 +93,11 @@ def _parser():
     pl.add_argument("--outdir", help="where to put the PNG files (default: beside the file)")
     v = sub.add_parser("validate", help="closed-form comparisons at three resolutions, with orders")
     v.add_argument("--case", action="append", help="run only this case (repeatable)")
+    b = sub.add_parser("bench", help="timings against the scipy baseline and the linear-algebra bound")
+    b.add_argument("--sizes", nargs="+", default=["small"], choices=["small", "large"])
+    b.add_argument("--ranks", nargs="+", type=int, default=[1, 2])
+    b.add_argument("--case", action="append", help="only this case (repeatable)")
+    b.add_argument("--json", help="also write the records as JSON")
     return p
 
 
@@ -101,7 +107,7 @@ def main(argv=None):
     import petsc4py
     petsc4py.init([sys.argv[0], "-no_signal_handler"] + petsc)
     args = _parser().parse_args(own)
-    command = {"run": _run, "info": _info, "plot": _plot, "validate": _validate}[args.command]
+    command = {"run": _run, "info": _info, "plot": _plot, "validate": _validate, "bench": _bench}[args.command]
     from mpi4py import MPI
     if MPI.COMM_WORLD.Get_size() == 1:
         return command(args)
@@ -179,6 +185,14 @@ def _validate(args):
         _fail(f"validate --case {unknown[0]}: unknown case (known: {', '.join(CASES)})")
     ok = run_validation(cases=args.case)
     return 0 if ok else 1
+
+
+def _bench(args):
+    from .bench.run import CASES, main as bench_main
+    unknown = sorted(set(args.case or ()) - set(CASES))
+    if unknown:
+        _fail(f"bench --case {unknown[0]}: unknown case (known: {', '.join(CASES)})")
+    return bench_main(args)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """From a resolved configuration to a solved, written study: the glue behind `mfgpde run`."""
 import os
 import pathlib
+import resource
 
 import numpy as np
 from mpi4py import MPI
@@ -117,13 +118,15 @@ def write_solution(solution, cfg, path, history):
     """Gather u, m to rank 0 and write the HDF5 file (complete or absent)."""
     pb = solution.problem
     grid = pb.grid
+    peak_mb = grid.comm.allreduce(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, op=MPI.MAX)
     fields = {"u": grid.gather(solution.u), "m": grid.gather(solution.m)}
     if grid.rank != 0:
         return
     axes = {name: grid.coordinates(d) for d, name in enumerate(grid.names)}
     attrs = {"model": pb.model.name, "config": cfg, "version": __version__,
              "status": solution.status, "converged": int(solution.converged),
-             "iterations": solution.iterations, "mpi_ranks": grid.comm.Get_size(), **solution.stats}
+             "iterations": solution.iterations, "mpi_ranks": grid.comm.Get_size(),
+             "peak_memory_mb": peak_mb, **solution.stats}
     write_result(path, axes=axes, t=pb.t, fields=fields, attrs=attrs, history=history.arrays(),
                  extra=_closed_form(pb, axes))
 

@@ -1,5 +1,6 @@
 """Models, one file each, registered by name.  Solvers see only `MFGModel`."""
 from . import lq_mfg  # noqa: F401  (registers)
+from . import congestion  # noqa: F401
 from .base import Density, MFGModel, ModelError, available_models, create_model, register
 
 __all__ = ["Density", "MFGModel", "ModelError", "available_models", "create_model", "register"]

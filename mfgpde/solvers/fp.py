@@ -23,6 +23,7 @@ class FPSolver:
         self.ksp.setFromOptions()
         self._b, self._m = grid.create_vec(), grid.create_vec()
         self.linear_iterations = 0
+        self.solves = 0
 
     def solve(self, u_path, m_coupling, m_path):
         """Fill m_path[1:] from m_path[0]; drift from u_path and the densities m_coupling
@@ -39,5 +40,6 @@ class FPSolver:
             if reason <= 0:
                 raise SolverError(f"Fokker–Planck solve failed at t={pb.t[n + 1]:.6g} (KSP reason {reason})")
             self.linear_iterations += self.ksp.getIterationNumber()
+            self.solves += 1
             m_path[n + 1] = grid.owned(self._m)
         return m_path

@@ -64,6 +64,7 @@ class PicardSolver:
         stats = {"hjb_newton_iterations": self.hjb.newton_iterations,
                  "hjb_linear_iterations": self.hjb.linear_iterations,
                  "fp_linear_iterations": self.fp.linear_iterations,
+                 "fp_solves": self.fp.solves,
                  "wall_time": time.perf_counter() - start}
         return Solution(pb, u, m_new, converged, k, status, stats)
 

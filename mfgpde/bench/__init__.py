@@ -1,0 +1,1 @@
+"""Benchmarks: the PETSc solvers against a plain scipy baseline of the same discretisation."""

@@ -1,0 +1,144 @@
+"""A baseline of the same discretisation solved with plain scipy.sparse direct solves, one
+process: what a user would otherwise write.
+
+`scipy_picard` mirrors `PicardSolver` step for step (damped Picard; HJB backward in time with
+a Newton iteration per step, warm-started from the previous Picard iterate; Fokker–Planck
+forward with the transposed operator), but every linear solve is
+`scipy.sparse.linalg.spsolve` on a CSR matrix assembled from the problem's own stencil
+coefficients, and the Newton loop is written out by hand.  Residuals and coefficients come
+from the `MFGProblem`, so the discretisation is the one the PETSc solvers use.
+"""
+import time
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.linalg import spsolve
+
+from ..solvers.picard import relative_change
+
+# The PETSc HJB solver's SNES tolerances (hjb.py): rtol, atol, stol, max_it.
+NEWTON_RTOL, NEWTON_ATOL, NEWTON_STOL, NEWTON_MAX_IT = 1e-10, 1e-11, 1e-14, 50
+
+
+class _Operators:
+    """CSR assembly of the problem's star-stencil operators in the natural (global) ordering,
+    and the problem's residual/coefficient callbacks on plain owned-shape arrays."""
+
+    def __init__(self, problem):
+        self.problem = problem
+        grid = problem.grid
+        self.shape = grid.owned_shape
+        self.size = int(np.prod(self.shape))
+        rows, cols = problem.stencil.rows_and_columns()
+        lgmap = grid.da.getLGMap()
+        rows = lgmap.apply(np.ascontiguousarray(np.broadcast_to(rows, cols.shape)).ravel())
+        cols = lgmap.apply(np.ascontiguousarray(cols).ravel())
+        self.rows, self.cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+        self._vec = grid.create_vec()
+
+    def padded(self, values):
+        grid = self.problem.grid
+        grid.set_owned(self._vec, values)
+        return grid.padded(self._vec)
+
+    def matrix(self, coefficients, transpose=False):
+        """The operator with these stencil coefficients (or its transpose) as CSR;
+        duplicate entries (reflecting walls) are summed, as PETSc's ADD_VALUES does."""
+        vals = self.problem.stencil.flat(coefficients).ravel()
+        rows, cols = (self.cols, self.rows) if transpose else (self.rows, self.cols)
+        return sp.csr_matrix((vals, (rows, cols)), shape=(self.size, self.size))
+
+    def flat(self, values):
+        return np.asarray(values, dtype=float).ravel(order="F")
+
+    def unflat(self, vector):
+        return np.asarray(vector).reshape(self.shape, order="F")
+
+
+def _newton_step(ops, t, u_start, u_next, density, counters):
+    """Solve the implicit HJB step by Newton from u_start, with SNES's stopping rule:
+    |F| < atol, |F| <= rtol |F_0|, or |δu| < stol |u|; at most NEWTON_MAX_IT iterations."""
+    pb = ops.problem
+    u = ops.flat(u_start).copy()
+    f = ops.flat(pb.hjb_residual(t, ops.padded(ops.unflat(u)), u_next, density))
+    fnorm = fnorm0 = np.linalg.norm(f)
+    if not np.isfinite(fnorm0):
+        raise RuntimeError(f"HJB Newton: non-finite initial residual at t={t:.6g}")
+    if fnorm0 < NEWTON_ATOL:
+        return ops.unflat(u)
+    for it in range(1, NEWTON_MAX_IT + 1):
+        J = ops.matrix(pb.hjb_jacobian(t, ops.padded(ops.unflat(u)), density))
+        step = spsolve(J, f)
+        counters["linear_solves"] += 1
+        counters["newton_iterations"] += 1
+        u -= step
+        f = ops.flat(pb.hjb_residual(t, ops.padded(ops.unflat(u)), u_next, density))
+        fnorm = np.linalg.norm(f)
+        if not np.isfinite(fnorm):
+            raise RuntimeError(f"HJB Newton: non-finite residual at t={t:.6g} (iteration {it})")
+        if (fnorm < NEWTON_ATOL or fnorm <= NEWTON_RTOL * fnorm0
+                or np.linalg.norm(step) < NEWTON_STOL * np.linalg.norm(u)):
+            return ops.unflat(u)
+    raise RuntimeError(f"HJB Newton did not converge at t={t:.6g} in {NEWTON_MAX_IT} iterations "
+                       f"(|F| {fnorm:.3e}, initial {fnorm0:.3e})")
+
+
+def _hjb(ops, m_path, u_path, warm, counters):
+    """Fill u_path backward in time for the densities m_path (as HJBSolver.solve)."""
+    pb = ops.problem
+    u_path[-1] = pb.terminal(pb.density(m_path[-1]))
+    for n in range(pb.nt - 1, -1, -1):
+        start = u_path[n] if warm else u_path[n + 1]
+        u_path[n] = _newton_step(ops, pb.t[n], start, u_path[n + 1], pb.density(m_path[n + 1]), counters)
+    return u_path
+
+
+def _fp(ops, u_path, m_coupling, m_path, counters):
+    """Fill m_path[1:] from m_path[0] (as FPSolver.solve): the transposed HJB-linearised operator."""
+    pb = ops.problem
+    for n in range(pb.nt):
+        coeffs = pb.fp_operator(pb.t[n], ops.padded(u_path[n]), pb.density(m_coupling[n + 1]))
+        A = ops.matrix(coeffs, transpose=True)
+        m_next = spsolve(A, ops.flat(m_path[n] / pb.dt))
+        counters["linear_solves"] += 1
+        if not np.all(np.isfinite(m_next)):
+            raise RuntimeError(f"Fokker–Planck solve failed at t={pb.t[n + 1]:.6g}")
+        m_path[n + 1] = ops.unflat(m_next)
+    return m_path
+
+
+def scipy_picard(problem, damping=1.0, tol=1e-8, max_iterations=200):
+    """Damped Picard iteration of `problem` with scipy.sparse direct solves, one process.
+
+    Returns {"u", "m": (nt+1, *n) arrays, "iterations", "newton_iterations" (total HJB Newton
+    iterations), "linear_solves" (spsolve calls), "wall_time" (seconds), "converged"}.
+    The stopping rule is PicardSolver's: relative sup-changes of u and m both below `tol`;
+    "m" is the last Fokker–Planck solution (undamped), as in PicardSolver's Solution.
+    """
+    grid = problem.grid
+    if grid.comm.Get_size() > 1:
+        raise ValueError("scipy_picard: the scipy baseline is serial; the problem's grid is split "
+                         f"over {grid.comm.Get_size()} MPI ranks")
+    if not 0 < damping <= 1:
+        raise ValueError("damping: must be in (0, 1]")
+    start = time.perf_counter()
+    ops = _Operators(problem)
+    shape = (problem.nt + 1,) + grid.owned_shape
+    m0 = problem.initial_density()
+    m = np.broadcast_to(m0, shape).copy()
+    u, u_old, m_new = np.zeros(shape), np.zeros(shape), np.empty(shape)
+    counters = {"newton_iterations": 0, "linear_solves": 0}
+    converged, k = False, 0
+    for k in range(1, max_iterations + 1):
+        u_old[:] = u
+        _hjb(ops, m, u, k > 1, counters)
+        m_new[0] = m0
+        _fp(ops, u, m, m_new, counters)
+        du, dm = relative_change(grid, u, u_old), relative_change(grid, m_new, m)
+        m = (1 - damping) * m + damping * m_new
+        if du < tol and dm < tol:
+            converged = True
+            break
+    return {"u": u, "m": m_new, "iterations": k, "newton_iterations": counters["newton_iterations"],
+            "linear_solves": counters["linear_solves"], "wall_time": time.perf_counter() - start,
+            "converged": converged}
