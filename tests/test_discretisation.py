@@ -9,32 +9,33 @@ petsc4py.init()
 from petsc4py import PETSc  # noqa: E402
 
 from conftest import RUNS, mfgpde  # noqa: E402
-from mfgpde.discretisation import Stencil, laplacian, one_sided_gradients, upwind_gradient  # noqa: E402
+from mfgpde.discretisation import Stencil, engquist_osher, laplacian, one_sided_gradients  # noqa: E402
 from mfgpde.grids import Grid  # noqa: E402
 
 
-@pytest.mark.parametrize("pm, pp, p, side", [
-    (0.5, 1.0, 0.5, -1),    # both positive: backward
-    (-1.0, -0.5, -0.5, 1),  # both negative: forward
-    (-0.5, 0.5, 0.0, 0),    # valley: zero
-    (1.0, -0.5, 1.0, -1),   # peak, backward larger
-    (0.5, -1.0, -1.0, 1),   # peak, forward larger
-    (0.0, 0.0, 0.0, 0),
+@pytest.mark.parametrize("pm, pp, back, fwd", [
+    (0.5, 1.0, 0.5, 0.0),     # increasing: drift to the left, look back
+    (-1.0, -0.5, 0.0, -0.5),  # decreasing: look forward
+    (-0.5, 0.5, 0.0, 0.0),    # valley
+    (1.0, -0.5, 1.0, -0.5),   # peak: both sides contribute
+    (0.0, 0.0, 0.0, 0.0),
 ])
-def test_godunov_choice(pm, pp, p, side):
-    got_p, got_side = upwind_gradient(np.array([pm]), np.array([pp]))
-    assert got_p[0] == p and got_side[0] == side
+def test_engquist_osher_split(pm, pp, back, fwd):
+    b, f = engquist_osher(np.array([pm]), np.array([pp]))
+    assert b[0] == back and f[0] == fwd
 
 
-def test_godunov_matches_definition_for_half_p_squared():
-    """½p̃² equals Godunov's flux: min over [p⁻,p⁺] if p⁻ ≤ p⁺, else max over [p⁺,p⁻]."""
+def test_engquist_osher_matches_its_integral_definition():
+    """H_EO(a, b) = H(0) + ∫_0^a max(H', 0) + ∫_0^b min(H', 0), here for H = p²/2 + p⁴/4."""
     rng = np.random.default_rng(0)
-    pm, pp = rng.normal(size=(2, 2000))
-    p, _ = upwind_gradient(pm, pp)
-    valley = (pm <= 0) & (pp >= 0)
-    lower = np.where(valley, 0.0, 0.5 * np.minimum(pm ** 2, pp ** 2))
-    godunov = np.where(pm <= pp, lower, 0.5 * np.maximum(pm ** 2, pp ** 2))
-    np.testing.assert_allclose(0.5 * p ** 2, godunov, rtol=1e-14)
+    pm, pp = rng.normal(size=(2, 500))
+    H = lambda p: p ** 2 / 2 + p ** 4 / 4  # noqa: E731
+    dH = lambda p: p + p ** 3  # noqa: E731
+    b, f = engquist_osher(pm, pp)
+    s = np.linspace(0, 1, 4001)[:, None]
+    integral = lambda x, part: np.trapz(part(dH(s * x)) * x, s, axis=0)  # noqa: E731
+    ref = H(0) + integral(pm, lambda v: np.maximum(v, 0)) + integral(pp, lambda v: np.minimum(v, 0))
+    np.testing.assert_allclose(H(b) + H(f) - H(0), ref, atol=1e-6)
 
 
 def _random_field(grid, seed=1):
@@ -79,17 +80,18 @@ def test_periodic_wraps():
 
 @pytest.mark.parametrize("n", [[9], [7, 6]])
 def test_drift_operator_and_its_transpose(n):
-    """For H = ½|p|²: L_u u = Σ_d ∂H/∂p_d p̃_d = |p̃|²; the rows of L sum to zero (so the
-    adjoint conserves mass); the transposed assembly is Lᵀ, with off-diagonals ≤ 0."""
+    """For H = ½|p|²: L_u u = Σ_d (p_b D⁻u + p_f D⁺u) = Σ_d (p_b² + p_f²) = 2 H_EO; the rows of
+    L sum to zero (so the adjoint conserves mass); the transposed assembly is Lᵀ, with
+    off-diagonals ≤ 0 (an M-matrix, so the density stays non-negative)."""
     grid = Grid([0.0] * len(n), [1.0] * len(n), n)
     st = Stencil(grid)
     u = _random_field(grid)
-    p, sides = zip(*(upwind_gradient(a, b) for a, b in one_sided_gradients(grid.padded(u), grid.h)))
-    coeffs = st.drift_coefficients(list(p), sides)
+    split = [engquist_osher(a, b) for a, b in one_sided_gradients(grid.padded(u), grid.h)]
+    coeffs = st.drift_coefficients([b for b, _ in split], [f for _, f in split])
     L = st.assemble(st.matrix(), coeffs)
     y = grid.create_vec()
     L.mult(u, y)
-    np.testing.assert_allclose(grid.owned(y), sum(pd ** 2 for pd in p), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(grid.owned(y), sum(b ** 2 + f ** 2 for b, f in split), rtol=1e-10, atol=1e-10)
     ones = grid.create_vec()
     ones.set(1.0)
     L.mult(ones, y)

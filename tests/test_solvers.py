@@ -6,7 +6,7 @@ import pytest
 
 petsc4py.init()
 from mfgpde.grids import Grid  # noqa: E402
-from mfgpde.models import MFGModel, create_model, register  # noqa: E402
+from mfgpde.models import Density, MFGModel, create_model, register  # noqa: E402
 from mfgpde.solvers import MassMonitor, MFGProblem, PicardSolver, SolverError, check_finite  # noqa: E402
 from mfgpde.validation.study import moments_path  # noqa: E402
 
@@ -123,14 +123,15 @@ class Asymmetric(CrowdAversion):
         return sum(np.where(pd > 0, 0.5, 2.0) * pd ** 2 for pd in p)
 
 
-def test_godunov_peak_takes_the_larger_hamiltonian():
+def test_engquist_osher_hamiltonian_for_an_asymmetric_h():
+    """At a peak both sides count: H_EO = h(p⁻) + h(p⁺) − h(0), continuous across the peak."""
     register(Asymmetric)
     grid = Grid([0.0], [3.0], [3])
     pb = MFGProblem(grid, create_model("test_asymmetric", 1), 1.0, 1)
-    # u = (0, 1, 1 + right): at the middle cell p⁻ = 1 (H = 0.5) and p⁺ = right (h = 1)
-    for right, p_expected, side_expected in [(-0.99, -0.99, 1), (-0.6, -0.6, 1), (-0.4, 1.0, -1)]:
+    zero = np.zeros(3)
+    # u = (0, 1, 1 + right): at the middle cell p⁻ = 1 and p⁺ = right (h = 1), u^{n+1} = u, ρ = 0
+    for right in (-0.99, -0.6, -0.4, 0.3):
         padded = np.array([0.0, 0.0, 1.0, 1.0 + right, 1.0 + right])
-        p, sides = pb.upwind(0.0, padded, None)
-        H = pb.model.hamiltonian(0.0, pb.x, p, None)
-        assert p[0][1] == pytest.approx(p_expected) and sides[0][1] == side_expected
-        assert H[1] == pytest.approx(max(0.5, 2.0 * right ** 2))
+        r = pb.hjb_residual(0.0, padded, padded[1:-1], Density(m=zero, mass=1.0, mean=zero[:1]))
+        diffusion = -pb.model.nu * (right - 1.0)
+        assert r[1] - diffusion == pytest.approx(0.5 + 2.0 * min(right, 0.0) ** 2)

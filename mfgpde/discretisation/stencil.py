@@ -33,14 +33,13 @@ class Stencil:
             c[1 + 2 * d] = c[2 + 2 * d] = 1.0 / h[d] ** 2
         return c
 
-    def drift_coefficients(self, dH_dp, sides):
-        """Coefficients of v ↦ Σ_d ∂H/∂p_d · D̃_d v, the linearisation of H(x, p̃(u)) where
-        D̃_d is the one-sided difference named by sides[d] (−1, 0, +1)."""
+    def drift_coefficients(self, backward, forward):
+        """Coefficients of v ↦ Σ_d (backward_d D⁻_d v + forward_d D⁺_d v), D∓ the one-sided
+        differences; the linearisation of the upwind numerical Hamiltonian."""
         h = self.grid.h
         c = np.zeros((self.width,) + self.grid.owned_shape)
         for d in range(self.grid.dim):
-            fwd = np.where(sides[d] > 0, dH_dp[d] / h[d], 0.0)
-            bwd = np.where(sides[d] < 0, dH_dp[d] / h[d], 0.0)
+            bwd, fwd = backward[d] / h[d], forward[d] / h[d]
             c[0] += bwd - fwd
             c[1 + 2 * d] = -bwd
             c[2 + 2 * d] = fwd

@@ -1,5 +1,5 @@
-"""Differences on padded blocks (owned points plus one ghost layer) and the Godunov
-upwind choice behind the monotone numerical Hamiltonian.
+"""Differences on padded blocks (owned points plus one ghost layer) and the upwind split
+behind the monotone numerical Hamiltonian.
 
 For an axis d with spacing h: p⁻ = (u_i − u_{i−1})/h, p⁺ = (u_{i+1} − u_i)/h.
 """
@@ -26,17 +26,9 @@ def laplacian(padded, h):
                for d in range(padded.ndim))
 
 
-def upwind_gradient(p_minus, p_plus):
-    """Godunov choice along one axis for an H convex in p_d with its minimum at p_d = 0:
-    p̃ = p⁺ where p⁺ < 0 (drift −∂pH > 0 looks forward), p⁻ where p⁻ > 0, 0 in a valley,
-    and at a peak (p⁻ > 0 > p⁺) the larger in modulus (exact for H even in p_d; the
-    solvers then compare H itself there).  Returns (p̃, side) with side
-    −1, 0, +1 naming the difference used, so that ∂p̃/∂u is known to the Jacobian."""
-    forward = p_plus < 0
-    backward = p_minus > 0
-    peak = forward & backward
-    take_forward = forward & ~(peak & (p_minus > -p_plus))
-    take_backward = backward & ~take_forward
-    p = np.where(take_forward, p_plus, np.where(take_backward, p_minus, 0.0))
-    side = take_forward.astype(np.int8) - take_backward.astype(np.int8)
-    return p, side
+def engquist_osher(p_minus, p_plus):
+    """Engquist–Osher split along one axis, for an H convex in p_d with its minimum at
+    p_d = 0: the backward part max(p⁻, 0) (drift to the left looks back) and the forward
+    part min(p⁺, 0).  H_EO = H(backward) + H(forward) − H(0) is monotone and, unlike
+    Godunov, continuous in (p⁻, p⁺) at a peak of u, so the drift does not flip there."""
+    return np.maximum(p_minus, 0.0), np.minimum(p_plus, 0.0)

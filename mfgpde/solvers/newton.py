@@ -109,15 +109,15 @@ class NewtonSolver:
         flat = lambda a: np.ascontiguousarray(np.broadcast_to(a, shape).ravel(order="F"))  # noqa: E731
         for n in range(pb.nt):
             t, padded, d_next = pb.t[n], self._padded(u[n]), dens[n + 1]
-            p, sides = pb.upwind(t, padded, d_next)
+            up = pb.upwind(padded)
             ru, rm = lay.rows([lay.u_block(n)])[0], lay.rows([lay.m_block(n + 1)])[0]
             cu, cm = lay.columns([lay.u_block(n)])[0], lay.columns([lay.m_block(n + 1)])[0]
             # HJB rows: ∂/∂u^n, ∂/∂u^{n+1}, ∂/∂m^{n+1} (local and through the mean)
             _add(P, ru[:, None], cu, w * pb.stencil.flat(pb.hjb_jacobian(t, padded, d_next)))
             if n + 1 < pb.nt:
                 self._diagonal(P, ru, lay.rows([lay.u_block(n + 1)])[0], np.full(lay.N, -w / pb.dt))
-            dHdm = flat(model.dH_dm(t, pb.x, p, d_next))
-            dHdmean = [flat(v) for v in model.dH_dmean(t, pb.x, p, d_next)]
+            dHdm = flat(pb.eo(lambda p: model.dH_dm(t, pb.x, p, d_next), up))
+            dHdmean = [flat(v) for v in pb.eo(lambda p: list(model.dH_dmean(t, pb.x, p, d_next)), up)]
             if n + 1 == pb.nt:  # u^{nt} = g(m^{nt}) enters through −u^{nt}/dt
                 dHdm = dHdm - flat(model.dg_dm(pb.x, d_next)) / pb.dt
                 dHdmean = [a - flat(b) / pb.dt for a, b in zip(dHdmean, model.dg_dmean(pb.x, d_next))]
@@ -130,7 +130,7 @@ class NewtonSolver:
             _add(P, cm.reshape(-1, 1), np.repeat(rm, cm.shape[1])[:, None], A.reshape(-1, 1))
             if n > 0:
                 self._diagonal(P, rm, lay.rows([lay.m_block(n)])[0], np.full(lay.N, -w / pb.dt))
-            self._fp_u_block(P, n, p, sides, d_next, m[n + 1], rm, cm, ru, cu)
+            self._fp_u_block(P, n, up, d_next, m[n + 1], rm, cm, ru, cu)
         if lay.n_means:
             self._mean_rows(P, m)
         P.assemble()
@@ -141,23 +141,21 @@ class NewtonSolver:
     def _diagonal(P, rows, cols, values):
         _add(P, rows[:, None], cols[:, None], values[:, None])
 
-    def _fp_u_block(self, P, n, p, sides, density, m_next, rm, cm, ru, cu):
-        """∂(L_uᵀ m)/∂u = Σ_d D̃_dᵀ diag(m ∂²H/∂p_d²) D̃_d (H separable in p)."""
+    def _fp_u_block(self, P, n, up, density, m_next, rm, cm, ru, cu):
+        """∂(L_uᵀ m)/∂u = Σ_d Σ_± D±_dᵀ diag(m ∂²H/∂p_d²(p_±) 1_±) D±_d (H separable in p)."""
         pb, lay = self.problem, self.layout
-        hess = pb.model.d2H_dp2(pb.t[n], pb.x, p, density)
-        for d in range(lay.dim):
-            if any(np.any(hess[d][e] != 0) for e in range(lay.dim) if e != d):
-                raise SolverError("Newton coupling needs ∂²H/∂p_d∂p_e = 0 for d ≠ e (a separable H)")
-            side = sides[d].ravel(order="F")
-            weight = self.weight * m_next.ravel(order="F") * np.broadcast_to(
-                hess[d][d], pb.grid.owned_shape).ravel(order="F") * (side != 0) / pb.grid.h[d] ** 2
-            pick = np.where(side > 0, 2 + 2 * d, 1 + 2 * d)[:, None]
-            nb_m = np.take_along_axis(cm, pick, axis=1)[:, 0]
-            nb_u = np.take_along_axis(cu, pick, axis=1)[:, 0]
-            R = np.concatenate([rm, rm, nb_m, nb_m])[:, None]
-            C = np.concatenate([ru, nb_u, ru, nb_u])[:, None]
-            V = np.concatenate([weight, -weight, -weight, weight])[:, None]
-            _add(P, R, C, V)
+        flat = lambda a: np.broadcast_to(a, pb.grid.owned_shape).ravel(order="F")  # noqa: E731
+        for p, masks, column in ((up.backward, up.masks_backward, 1), (up.forward, up.masks_forward, 2)):
+            hess = pb.model.d2H_dp2(pb.t[n], pb.x, p, density)
+            for d in range(lay.dim):
+                if any(np.any(hess[d][e] != 0) for e in range(lay.dim) if e != d):
+                    raise SolverError("Newton coupling needs ∂²H/∂p_d∂p_e = 0 for d ≠ e (a separable H)")
+                weight = (self.weight / pb.grid.h[d] ** 2) * flat(m_next) * flat(hess[d][d]) * flat(masks[d])
+                nb_m, nb_u = cm[:, column + 2 * d], cu[:, column + 2 * d]
+                R = np.concatenate([rm, rm, nb_m, nb_m])[:, None]
+                C = np.concatenate([ru, nb_u, ru, nb_u])[:, None]
+                V = np.concatenate([weight, -weight, -weight, weight])[:, None]
+                _add(P, R, C, V)
 
     def _mean_rows(self, P, m):
         """Rows μ^n_d − ∫ x_d m^n dx."""

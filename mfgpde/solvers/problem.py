@@ -1,8 +1,10 @@
 """A discrete MFG: model + grid + time grid, and the numerical Hamiltonian that
 both the HJB and the Fokker–Planck solvers use (one source for both)."""
+from dataclasses import dataclass
+
 import numpy as np
 
-from ..discretisation import Stencil, laplacian, one_sided_gradients, upwind_gradient
+from ..discretisation import Stencil, engquist_osher, laplacian, one_sided_gradients
 from ..models import Density
 
 
@@ -39,31 +41,31 @@ class MFGProblem:
     def terminal(self, density):
         return np.broadcast_to(self.model.terminal(self.x, density), self.grid.owned_shape).astype(float)
 
-    def upwind(self, t, padded_u, density):
-        """Godunov upwind gradient p̃ (list per axis) and the sides used (−1, 0, +1).  At a
-        peak (p⁻ > 0 > p⁺) Godunov takes the side with the larger H."""
+    def upwind(self, padded_u):
+        """Engquist–Osher split per axis: gradients p_b = max(p⁻, 0), p_f = min(p⁺, 0), and
+        the masks where each part is active (∂p_b/∂p⁻ and ∂p_f/∂p⁺)."""
         grads = one_sided_gradients(padded_u, self.grid.h)
-        p, sides = (list(v) for v in zip(*(upwind_gradient(pm, pp) for pm, pp in grads)))
-        for d, (pm, pp) in enumerate(grads):
-            peak = (pm > 0) & (pp < 0)
-            if np.any(peak):
-                H_minus = self.model.hamiltonian(t, self.x, p[:d] + [pm] + p[d + 1:], density)
-                H_plus = self.model.hamiltonian(t, self.x, p[:d] + [pp] + p[d + 1:], density)
-                forward = peak & (H_plus > H_minus)
-                backward = peak & ~forward
-                p[d] = np.where(forward, pp, np.where(backward, pm, p[d]))
-                sides[d] = np.where(forward, 1, np.where(backward, -1, sides[d])).astype(np.int8)
-        return p, sides
+        split = [engquist_osher(pm, pp) for pm, pp in grads]
+        return Upwind([b for b, _ in split], [f for _, f in split],
+                      [pm > 0 for pm, _ in grads], [pp < 0 for _, pp in grads])
+
+    def eo(self, fn, up, *args):
+        """fn(p_b) + fn(p_f) − fn(0) for a function of p, elementwise over lists."""
+        zero = [np.zeros(self.grid.owned_shape)] * self.grid.dim
+        a, b, c = fn(up.backward, *args), fn(up.forward, *args), fn(zero, *args)
+        if isinstance(a, list):
+            return [x + y - z for x, y, z in zip(a, b, c)]
+        return a + b - c
 
     def _owned(self, value):
         return np.broadcast_to(value, self.grid.owned_shape)
 
     def hjb_residual(self, t, padded_u, u_next, density):
-        """(u − u^{n+1})/dt + ρu − νΔ_h u + H(x, p̃(u); m^{n+1})."""
+        """(u − u^{n+1})/dt + ρu − νΔ_h u + H_EO(x, p⁻, p⁺; m^{n+1})."""
         u = padded_u[(slice(1, -1),) * self.grid.dim]
-        p, _ = self.upwind(t, padded_u, density)
+        H = self.eo(lambda p: self.model.hamiltonian(t, self.x, p, density), self.upwind(padded_u))
         return ((u - u_next) / self.dt + self.model.rho * u - self.model.nu * laplacian(padded_u, self.grid.h)
-                + self.model.hamiltonian(t, self.x, p, density))
+                + H)
 
     def hjb_jacobian(self, t, padded_u, density):
         """Stencil coefficients of ∂(hjb_residual)/∂u."""
@@ -72,12 +74,24 @@ class MFGProblem:
         return c
 
     def fp_operator(self, t, padded_u, density, m=None):
-        """Coefficients of I/dt − νΔ_h + L_u, L_u v = Σ_d ∂H/∂p_d D̃_d v; its transpose is the
-        Fokker–Planck matrix.  With m given, ∂pH gains m ∂²H/∂p∂m (the derivative of Lᵀm in m)."""
-        p, sides = self.upwind(t, padded_u, density)
-        dH = [self._owned(v) for v in self.model.dH_dp(t, self.x, p, density)]
-        if m is not None:
-            dH = [a + m * self._owned(b) for a, b in zip(dH, self.model.d2H_dpdm(t, self.x, p, density))]
-        c = self.stencil.drift_coefficients(dH, sides) - self.model.nu * self.laplacian
+        """Coefficients of I/dt − νΔ_h + L_u, L_u the linearisation of H_EO; its transpose is
+        the Fokker–Planck matrix.  With m given, ∂pH gains m ∂²H/∂p∂m (the derivative of
+        L_uᵀm in m)."""
+        up = self.upwind(padded_u)
+        parts = []
+        for p, mask in ((up.backward, up.masks_backward), (up.forward, up.masks_forward)):
+            dH = [self._owned(v) for v in self.model.dH_dp(t, self.x, p, density)]
+            if m is not None:
+                dH = [a + m * self._owned(b) for a, b in zip(dH, self.model.d2H_dpdm(t, self.x, p, density))]
+            parts.append([np.where(k, v, 0.0) for k, v in zip(mask, dH)])
+        c = self.stencil.drift_coefficients(*parts) - self.model.nu * self.laplacian
         c[0] += 1.0 / self.dt
         return c
+
+
+@dataclass
+class Upwind:
+    backward: list
+    forward: list
+    masks_backward: list
+    masks_forward: list
