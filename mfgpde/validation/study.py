@@ -8,6 +8,7 @@ log(e_k / e_{k+1}) / log(h_k / h_{k+1}).
 import math
 
 import numpy as np
+from mpi4py import MPI
 
 QUANTITIES = ("u0", "mT", "mean", "var")
 
@@ -19,20 +20,10 @@ def window_mask(grid, m0):
     mask = np.ones(grid.owned_shape, dtype=bool)
     for d, xd in enumerate(x):
         inside = np.broadcast_to(xd, grid.owned_shape)[m0 >= 1e-2 * peak]
-        lo = grid.comm.allreduce(float(inside.min(initial=np.inf)), op=_min())
-        hi = grid.comm.allreduce(float(inside.max(initial=-np.inf)), op=_max())
+        lo = grid.comm.allreduce(float(inside.min(initial=np.inf)), op=MPI.MIN)
+        hi = grid.comm.allreduce(float(inside.max(initial=-np.inf)), op=MPI.MAX)
         mask &= (xd >= lo) & (xd <= hi)
     return mask
-
-
-def _min():
-    from mpi4py import MPI
-    return MPI.MIN
-
-
-def _max():
-    from mpi4py import MPI
-    return MPI.MAX
 
 
 def moments_path(grid, m_path):
