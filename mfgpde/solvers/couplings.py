@@ -28,10 +28,10 @@ class NewtonCoupling:
         pb, grid = self.problem, self.problem.grid
         start = time.perf_counter()
         warm = self.picard.solve()
-        u, m, converged, its, reason = self.newton.solve(warm.u, warm.m)
-        m[1:] = 0.0
-        m[0] = warm.m[0]
-        self.picard.fp.solve(u, m, m)
+        u, m_newton, converged, its, reason = self.newton.solve(warm.u, warm.m)
+        m = np.empty_like(m_newton)
+        m[0] = m_newton[0]
+        self.picard.fp.solve(u, m_newton, m)
         drift = float(np.max(np.abs(grid.integrate(m) - grid.integrate(m[0]))))
         if converged and drift > self.mass_tol:
             raise SolverError(f"mass drifted by {drift:.2e} after Newton")
