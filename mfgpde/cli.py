@@ -1,13 +1,14 @@
 """The `mfgpde` command:
 
-    mfgpde run RUNFILE [-o OUT.h5] [--set section.key=value ...] [PETSc options]
+    mfgpde run RUNFILE [-o OUT.h5] [--set section.key=value ...] [--restart CKPT] [PETSc options]
     mfgpde info OUT.h5
     mfgpde plot OUT.h5 [--times T ...] [--outdir DIR]
     mfgpde validate [--case NAME ...]
     mfgpde bench [--sizes small large] [--ranks 1 2] [--case NAME ...] [--json FILE]
 
 Bad input: one line naming the problem on stderr, exit status 2.  An unconverged
-solve exits with status 3.  Identical usage under `mpirun -n P`.
+solve exits with status 3, a run stopped by SIGTERM (after writing a checkpoint) with 143.
+Identical usage under `mpirun -n P`.
 """
 import argparse
 import pathlib
@@ -16,7 +17,7 @@ import sys
 EXIT_BAD_INPUT, EXIT_NOT_CONVERGED = 2, 3
 
 
-OWN_LONG = ("output", "set", "times", "outdir", "case", "help")
+OWN_LONG = ("output", "set", "restart", "times", "outdir", "case", "help")
 PETSC_O_PREFIXES = ("-options", "-on_error", "-objects", "-omp")
 
 
@@ -85,6 +86,7 @@ def _parser():
     r.add_argument("-o", "--output", help="HDF5 output file (default: [output] file, else out/<runfile>.h5)")
     r.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a run-file value (read as TOML)")
+    r.add_argument("--restart", metavar="CKPT", help="continue from a checkpoint of the same study")
     i = sub.add_parser("info", help="describe an output file")
     i.add_argument("file")
     pl = sub.add_parser("plot", help="PNG plots of an output file")
@@ -121,6 +123,7 @@ def main(argv=None):
 
 def _run(args):
     from .config import ConfigError, load
+    from .restart import EXIT_INTERRUPTED, Interrupted
     from .runner import apply_petsc_options, run
     from .solvers import SolverError
     try:
@@ -128,9 +131,11 @@ def _run(args):
         out = pathlib.Path(args.output or cfg["output"]["file"] or f"out/{pathlib.Path(args.runfile).stem}.h5")
         cfg["output"]["file"] = str(out)
         apply_petsc_options(cfg["petsc"])
-        solution, written = run(cfg, out)
+        solution, written = run(cfg, out, restart=args.restart)
     except ConfigError as e:
         _fail(str(e))
+    except Interrupted as e:
+        _fail(str(e), EXIT_INTERRUPTED)
     except SolverError as e:
         _fail(f"solve failed: {e}; no solution written", EXIT_NOT_CONVERGED)
     if not solution.converged:

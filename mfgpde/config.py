@@ -20,7 +20,8 @@ DEFAULTS = {
     "solver": {"coupling": "picard", "damping": 0.7, "tolerance": 1e-8, "max_iterations": 200,
                "mass_tolerance": 1e-12, "picard_iterations": 1, "newton_tolerance": 1e-10,
                "newton_max_iterations": 30},
-    "output": {"file": None, "plots": False, "plot_times": None},
+    "output": {"file": None, "plots": False, "plot_times": None, "checkpoint_file": None,
+               "checkpoint_every": 0, "checkpoint_seconds": 0.0},
     "petsc": {},
 }
 REQUIRED = {"model": ["name"], "grid": ["lower", "upper", "n"], "time": ["T", "nt"]}
@@ -155,6 +156,14 @@ def _check_solver(s):
 
 
 def _check_output(o):
+    if not _is_int(o["checkpoint_every"]) or o["checkpoint_every"] < 0:
+        raise ConfigError(f"output.checkpoint_every: iterations between checkpoints, an integer >= 0 "
+                          f"(0: none), got {o['checkpoint_every']!r}")
+    if not _is_number(o["checkpoint_seconds"]) or o["checkpoint_seconds"] < 0:
+        raise ConfigError(f"output.checkpoint_seconds: seconds between checkpoints, >= 0 (0: none), "
+                          f"got {o['checkpoint_seconds']!r}")
+    if o["checkpoint_file"] is not None and (not isinstance(o["checkpoint_file"], str) or not o["checkpoint_file"]):
+        raise ConfigError(f"output.checkpoint_file: must be a file name, got {o['checkpoint_file']!r}")
     if o["file"] is not None and (not isinstance(o["file"], str) or not o["file"]):
         raise ConfigError(f"output.file: must be a file name, got {o['file']!r}")
     if not isinstance(o["plots"], bool):

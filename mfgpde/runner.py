@@ -12,6 +12,7 @@ from .config import ConfigError
 from .grids import Grid
 from .io import temporary_path, write_result
 from .models import ModelError, create_model
+from .restart import Checkpointer, checkpoint_path, load_state
 from .solvers import (HistoryMonitor, MassMonitor, MFGProblem, NewtonCoupling, PicardSolver,
                       ProgressMonitor, check_finite)
 
@@ -62,9 +63,9 @@ def _check_memory(grid, nt):
                           f"more than this machine's {total / 2**30:.0f} GiB")
 
 
-def build_solver(problem, cfg, verbose=True):
+def build_solver(problem, cfg, verbose=True, history=None, on_state=None):
     s = cfg["solver"]
-    history = HistoryMonitor()
+    history = history or HistoryMonitor()
     monitors = [check_finite, MassMonitor(s["mass_tolerance"]), history]
     if verbose:
         monitors.insert(0, ProgressMonitor(problem.grid.comm))
@@ -72,10 +73,10 @@ def build_solver(problem, cfg, verbose=True):
         if s["coupling"] == "newton":
             solver = NewtonCoupling(problem, damping=s["damping"], picard_iterations=s["picard_iterations"],
                                     tol=s["newton_tolerance"], max_iterations=s["newton_max_iterations"],
-                                    mass_tol=s["mass_tolerance"], monitors=monitors)
+                                    mass_tol=s["mass_tolerance"], monitors=monitors, on_state=on_state)
         else:
             solver = PicardSolver(problem, damping=s["damping"], tol=s["tolerance"],
-                                  max_iterations=s["max_iterations"], monitors=monitors)
+                                  max_iterations=s["max_iterations"], monitors=monitors, on_state=on_state)
     except ValueError as e:
         raise ConfigError(str(e)) from None
     except PETSc.Error as e:
@@ -148,17 +149,24 @@ def unconverged_path(path):
     return path.with_name(path.stem + ".unconverged" + path.suffix)
 
 
-def run(cfg, out, verbose=True):
+def run(cfg, out, verbose=True, restart=None):
     """Solve and write.  Returns (solution, written path); an unconverged solve is written
-    to <stem>.unconverged.h5 with its status, never to `out`."""
+    to <stem>.unconverged.h5 with its status, never to `out`.  With `restart`, continue
+    from that checkpoint.  Checkpoints go to <stem>.ckpt.h5 (or output.checkpoint_file)
+    and are removed once the run has converged."""
     out = pathlib.Path(out)
     problem = build_problem(cfg)
     check_writable(out, problem.grid.comm)
-    solver, history = build_solver(problem, cfg, verbose)
+    state = load_state(restart, cfg, problem) if restart else None
+    history = HistoryMonitor(state["history"] if state else None)
+    checkpointer = Checkpointer(problem, cfg, checkpoint_path(out, cfg), history)
+    solver, history = build_solver(problem, cfg, verbose, history, on_state=checkpointer)
     with np.errstate(all="ignore"):  # non-finite values are caught by the monitors, not warned about
-        solution = solver.solve()
+        solution = solver.solve(state)
     target = out if solution.converged else unconverged_path(out)
     write_solution(solution, cfg, target, history)
     if solution.converged and problem.grid.rank == 0:
         unconverged_path(out).unlink(missing_ok=True)  # a stale failure beside a good result misleads
+    if solution.converged:
+        checkpointer.remove()
     return solution, target

@@ -22,15 +22,26 @@ def _env():
     return env
 
 
-def mfgpde(*args, nproc=None, timeout=300, cwd=None):
-    """Run `python -m mfgpde ARGS` (under `mpirun -n nproc` when given); CompletedProcess."""
+def _command(args, nproc):
     cmd = [sys.executable, "-m", "mfgpde", *map(str, args)]
     if nproc:
         mpirun = shutil.which("mpirun") or shutil.which("mpiexec")
         if mpirun is None:
             pytest.fail("mpirun not found: the MPI tests cannot run")
         cmd = [mpirun, "-n", str(nproc), sys.executable, "-m", "mpi4py", "-m", "mfgpde", *map(str, args)]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_env(), cwd=cwd)
+    return cmd
+
+
+def mfgpde(*args, nproc=None, timeout=300, cwd=None):
+    """Run `python -m mfgpde ARGS` (under `mpirun -n nproc` when given); CompletedProcess."""
+    return subprocess.run(_command(args, nproc), capture_output=True, text=True, timeout=timeout,
+                          env=_env(), cwd=cwd)
+
+
+def mfgpde_background(*args, nproc=None):
+    """Start `mfgpde ARGS` in its own process group (so a test can kill all of it); Popen."""
+    return subprocess.Popen(_command(args, nproc), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=_env(), start_new_session=True)
 
 
 def mpi_script(path, nproc=2, *args, timeout=300):

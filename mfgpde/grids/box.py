@@ -141,5 +141,5 @@ class Grid:
         return full
 
     def scatter(self, full):
-        """Owned block of a field given whole on every rank."""
-        return np.array(full[tuple(slice(s, e) for s, e in self.ranges)], dtype=float)
+        """Owned block of a field given whole on every rank (leading axes kept)."""
+        return np.array(full[(Ellipsis,) + tuple(slice(s, e) for s, e in self.ranges)], dtype=float)

@@ -95,6 +95,15 @@ def temporary_path(path):
     return path.parent / f".{path.name}.tmp-{os.getpid()}"
 
 
+def _fsync(path):
+    """Flush a file (or a directory entry) to disk, so a crash after the rename keeps it."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_result(path, *, axes, t, fields, attrs, history=None, extra=None) -> None:
     """Write one result file atomically (temporary file + os.replace).
 
@@ -130,7 +139,9 @@ def write_result(path, *, axes, t, fields, attrs, history=None, extra=None) -> N
             for key, value in attrs.items():
                 if value is not None:
                     f.attrs[str(key)] = _encode_attr(value)
+        _fsync(tmp)
         os.replace(tmp, path)
+        _fsync(path.parent)
     except BaseException:
         try:
             os.remove(tmp)

@@ -13,7 +13,7 @@ from .problem import SolverError
 
 class NewtonCoupling:
     def __init__(self, problem, damping=0.5, picard_iterations=1, tol=1e-10, max_iterations=30,
-                 mass_tol=1e-12, monitors=()):
+                 mass_tol=1e-12, monitors=(), on_state=None):
         if type(problem.model).d2H_dp2 is MFGModel.d2H_dp2:
             raise ValueError(f"solver.coupling: model '{problem.model.name}' provides no d2H_dp2, "
                              "which Newton needs (use coupling = \"picard\")")
@@ -21,13 +21,14 @@ class NewtonCoupling:
             raise ValueError("solver.picard_iterations: Newton starts after at least one Picard iteration")
         self.problem, self.mass_tol = problem, mass_tol
         self.picard = PicardSolver(problem, damping=damping, tol=0.0, max_iterations=picard_iterations,
-                                   monitors=monitors)
+                                   monitors=monitors, on_state=on_state)
         self.newton = NewtonSolver(problem, tol=tol, max_iterations=max_iterations, monitors=monitors)
 
-    def solve(self):
+    def solve(self, state=None):
+        """Newton after the Picard hand-over (resumed from a saved Picard state if given)."""
         pb, grid = self.problem, self.problem.grid
         start = time.perf_counter()
-        warm = self.picard.solve()
+        warm = self.picard.solve(state)
         u, m_newton, converged, its, reason = self.newton.solve(warm.u, warm.m)
         m = np.empty_like(m_newton)
         m[0] = m_newton[0]

@@ -64,8 +64,9 @@ class MassMonitor:
 class HistoryMonitor:
     """Keeps every iteration's numbers for /history."""
 
-    def __init__(self):
-        self.rows = []
+    def __init__(self, earlier=None):
+        """earlier: the arrays of a run this one continues (a restart)."""
+        self.rows, self.earlier = [], earlier or {}
 
     def __call__(self, info):
         self.rows.append(info)
@@ -74,4 +75,4 @@ class HistoryMonitor:
         names = ("iteration", "residual_u", "residual_m", "mass_error", "wall_time", "linear_iterations")
         out = {k: np.array([getattr(r, k) for r in self.rows], dtype=float) for k in names}
         out["newton"] = np.array([r.kind == "newton" for r in self.rows], dtype=float)
-        return out
+        return {k: np.concatenate([self.earlier.get(k, []), v]) for k, v in out.items()}

@@ -32,21 +32,27 @@ def relative_change(grid, new, old):
 
 
 class PicardSolver:
-    def __init__(self, problem, damping=0.5, tol=1e-8, max_iterations=200, monitors=()):
+    def __init__(self, problem, damping=0.5, tol=1e-8, max_iterations=200, monitors=(), on_state=None):
+        """on_state(k, u, m): called after every iteration with the state a restart needs
+        (u of iteration k and the damped density the next iteration starts from)."""
         if not 0 < damping <= 1:
             raise ValueError("solver.damping: must be in (0, 1]")
         self.problem, self.damping, self.tol, self.max_iterations = problem, damping, tol, max_iterations
-        self.monitors = list(monitors)
+        self.monitors, self.on_state = list(monitors), on_state
         self.hjb, self.fp = HJBSolver(problem), FPSolver(problem)
 
-    def solve(self, m_guess=None):
+    def solve(self, state=None):
+        """From m = m0 at every time, or from a saved state {iteration, u, m} (owned blocks)."""
         pb, grid = self.problem, self.problem.grid
         shape = (pb.nt + 1,) + grid.owned_shape
         m0 = pb.initial_density()
-        m = np.broadcast_to(m0, shape).copy() if m_guess is None else m_guess.copy()
-        u, u_old, m_new = np.zeros(shape), np.zeros(shape), np.empty(shape)
-        start, converged = time.perf_counter(), False
-        for k in range(1, self.max_iterations + 1):
+        m = np.broadcast_to(m0, shape).copy() if state is None else state["m"].copy()
+        u = np.zeros(shape) if state is None else state["u"].copy()
+        first = 1 if state is None else state["iteration"] + 1
+        u_old, m_new = np.zeros(shape), m.copy()
+        start, converged, k = time.perf_counter(), False, first - 1
+        du = dm = float("nan")
+        for k in range(first, self.max_iterations + 1):
             u_old[:] = u
             self.hjb.solve(m, u, warm=k > 1)
             m_new[0] = m0
@@ -59,6 +65,8 @@ class PicardSolver:
             if du < self.tol and dm < self.tol:
                 converged = True
                 break
+            if self.on_state is not None:
+                self.on_state(k, u, m)
         status = (f"converged in {k} Picard iterations" if converged else
                   f"not converged: {k} Picard iterations, |du| {du:.2e}, |dm| {dm:.2e} > tol {self.tol:.0e}")
         stats = {"hjb_newton_iterations": self.hjb.newton_iterations,

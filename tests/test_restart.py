@@ -1,0 +1,151 @@
+"""Checkpoint/restart: a run killed at any point and restarted ends at the uninterrupted
+result, also on another number of ranks; SIGTERM writes a last checkpoint; incompatible,
+corrupted or foreign checkpoints are refused with one line."""
+import os
+import shutil
+import signal
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import RUNS, mfgpde, mfgpde_background
+
+STUDY = [RUNS / "lq_mfg_1d.toml", "--set", "grid.n=[300]", "--set", "time.nt=150",
+         "--set", "output.plots=false"]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref") / "ref.h5"
+    proc = mfgpde("run", *STUDY, "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    with h5py.File(out) as f:
+        return {k: f["solution"][k][()] for k in ("u", "m")}, int(f.attrs["iterations"])
+
+
+def _iteration(ckpt):
+    try:
+        with h5py.File(ckpt, "r") as f:
+            return int(f.attrs["iteration"])
+    except (OSError, KeyError):
+        return 0
+
+
+def _kill_at(out, iteration, nproc=None, sig=signal.SIGKILL):
+    """Start the study with a checkpoint every iteration; signal it once the checkpoint
+    holds `iteration`.  Returns (Popen after exit, checkpoint path)."""
+    ckpt = out.with_name(out.stem + ".ckpt.h5")
+    proc = mfgpde_background("run", *STUDY, "--set", "output.checkpoint_every=1", "-o", out, nproc=nproc)
+    deadline = time.monotonic() + 240
+    while _iteration(ckpt) < iteration:
+        assert proc.poll() is None, "the run ended before the kill point: " + proc.stderr.read()
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    if sig == signal.SIGKILL:
+        os.killpg(proc.pid, signal.SIGKILL)
+    else:
+        proc.send_signal(sig)
+    proc.wait(timeout=120)
+    return proc, ckpt
+
+
+def _assert_same(out, reference):
+    fields, iterations = reference
+    with h5py.File(out) as f:
+        assert int(f.attrs["iterations"]) == iterations
+        assert len(f["history/iteration"]) == iterations  # the history continues across the restart
+        for k in ("u", "m"):
+            assert np.max(np.abs(f["solution"][k][()] - fields[k])) < 1e-12
+
+
+@pytest.mark.parametrize("kill_at", [1, 7, 15])
+def test_sigkill_then_restart_gives_the_uninterrupted_result(kill_at, tmp_path, reference):
+    out = tmp_path / "run.h5"
+    proc, ckpt = _kill_at(out, kill_at)
+    assert proc.returncode == -signal.SIGKILL and not out.exists()
+    saved = tmp_path / "saved.ckpt.h5"
+    shutil.copy(ckpt, saved)
+    assert _iteration(saved) >= kill_at
+    done = mfgpde("run", *STUDY, "--restart", saved, "-o", out)
+    assert done.returncode == 0, done.stderr
+    _assert_same(out, reference)
+    assert not ckpt.exists()  # removed once converged
+
+
+@pytest.mark.parametrize("ranks_before, ranks_after", [(2, None), (None, 2)])
+def test_restart_on_another_number_of_ranks(ranks_before, ranks_after, tmp_path, reference):
+    out = tmp_path / "run.h5"
+    _, ckpt = _kill_at(out, 5, nproc=ranks_before)
+    saved = tmp_path / "saved.ckpt.h5"
+    shutil.copy(ckpt, saved)
+    done = mfgpde("run", *STUDY, "--restart", saved, "-o", out, nproc=ranks_after)
+    assert done.returncode == 0, done.stderr[-3000:]
+    _assert_same(out, reference)
+
+
+def test_sigterm_writes_a_checkpoint_and_stops(tmp_path, reference):
+    out = tmp_path / "run.h5"
+    proc, ckpt = _kill_at(out, 3, sig=signal.SIGTERM)
+    err = proc.stderr.read()
+    assert proc.returncode == 143, err
+    assert "SIGTERM" in err and "--restart" in err and "Traceback" not in err
+    assert ckpt.exists() and not out.exists()
+    done = mfgpde("run", *STUDY, "--restart", ckpt, "-o", out)
+    assert done.returncode == 0, done.stderr
+    _assert_same(out, reference)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ck") / "c.h5"
+    proc = mfgpde("run", *STUDY, "--set", "solver.max_iterations=3", "--set", "output.checkpoint_every=1",
+                  "-o", out)
+    assert proc.returncode == 3  # stopped by the iteration limit, checkpoint kept
+    return out.with_name("c.ckpt.h5")
+
+
+@pytest.mark.parametrize("change, key", [("grid.n=[200]", "grid.n"), ("model.sigma=0.4", "model.sigma"),
+                                         ("time.T=2.0", "time.T"), ('model.name="congestion"', "model")])
+def test_incompatible_restart_is_refused(change, key, checkpoint, tmp_path):
+    proc = mfgpde("run", *STUDY, "--set", change, "--restart", checkpoint, "-o", tmp_path / "x.h5")
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1 and key in lines[0], proc.stderr
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_solver_settings_may_change_on_restart(checkpoint, tmp_path):
+    proc = mfgpde("run", *STUDY, "--set", "solver.tolerance=1e-6", "--restart", checkpoint,
+                  "-o", tmp_path / "x.h5")
+    assert proc.returncode == 0, proc.stderr
+
+
+def _corrupt(src, dst, how):
+    shutil.copy(src, dst)
+    if how == "truncated":
+        with open(dst, "r+b") as f:
+            f.truncate(os.path.getsize(dst) // 2)
+    elif how == "data":
+        with h5py.File(dst, "r+") as f:
+            f["solution/m"][5, 10] += 1e-9
+    elif how == "format":
+        with h5py.File(dst, "r+") as f:
+            f.attrs["format"] = 99
+
+
+@pytest.mark.parametrize("how, words", [("truncated", "not a readable"), ("data", "corrupted"),
+                                        ("format", "format 99")])
+def test_damaged_checkpoint_is_refused(how, words, checkpoint, tmp_path):
+    bad = tmp_path / "bad.h5"
+    _corrupt(checkpoint, bad, how)
+    proc = mfgpde("run", *STUDY, "--restart", bad, "-o", tmp_path / "x.h5")
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1 and words in lines[0], proc.stderr
+
+
+def test_an_output_file_is_not_a_checkpoint(tmp_path):
+    out = tmp_path / "o.h5"
+    assert mfgpde("run", *STUDY, "--set", "grid.n=[40]", "-o", out).returncode == 0
+    proc = mfgpde("run", *STUDY, "--set", "grid.n=[40]", "--restart", out, "-o", tmp_path / "x.h5")
+    assert proc.returncode == 2 and "not an mfgpde checkpoint" in proc.stderr
