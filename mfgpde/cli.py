@@ -124,7 +124,7 @@ def main(argv=None):
 def _run(args):
     from .config import ConfigError, load
     from .restart import EXIT_INTERRUPTED, Interrupted
-    from .runner import apply_petsc_options, run
+    from .runner import OutputError, apply_petsc_options, run
     from .solvers import SolverError
     try:
         cfg = load(args.runfile, args.set)
@@ -138,6 +138,8 @@ def _run(args):
         _fail(str(e), EXIT_INTERRUPTED)
     except SolverError as e:
         _fail(f"solve failed: {e}; no solution written", EXIT_NOT_CONVERGED)
+    except OutputError as e:
+        _fail(str(e), EXIT_NOT_CONVERGED)
     if not solution.converged:
         _fail(f"{solution.status}; iterates and history written to {written}, not to {out}",
               EXIT_NOT_CONVERGED)
@@ -151,12 +153,21 @@ def _run(args):
 
 
 def _open_checked(path):
+    """An existing, undamaged mfgpde file, or one line and exit status 2."""
     p = pathlib.Path(path)
     if not p.is_file():
         _fail(f"{path}: no such file")
     import h5py
+
+    from .io import CorruptFileError, verify
     if not h5py.is_hdf5(p):
         _fail(f"{path}: not an HDF5 file")
+    try:
+        verify(p)
+    except CorruptFileError as e:
+        _fail(str(e))
+    except (KeyError, OSError) as e:
+        _fail(f"{path}: not a readable mfgpde output file ({e})")
     return p
 
 

@@ -2,6 +2,7 @@
 import os
 import pathlib
 import resource
+import tempfile
 
 import numpy as np
 from mpi4py import MPI
@@ -15,6 +16,10 @@ from .models import ModelError, create_model
 from .restart import Checkpointer, checkpoint_path, load_state
 from .solvers import (HistoryMonitor, MassMonitor, MFGProblem, NewtonCoupling, PicardSolver,
                       ProgressMonitor, check_finite)
+
+
+class OutputError(RuntimeError):
+    """The result could not be written (a full disk, a vanished directory)."""
 
 
 def apply_petsc_options(table):
@@ -96,8 +101,8 @@ def check_writable(path, comm):
             problem = f"output.file: {existing} is not a directory"
         elif not os.access(existing, os.W_OK):
             problem = f"output.file: cannot write into {existing}"
-        elif existing == path.parent:
-            problem = _try_create(path)
+        else:
+            problem = _try_create(path) if existing == path.parent else _try_mkdir(existing)
     problem = comm.bcast(problem, root=0)
     if problem:
         raise ConfigError(problem)
@@ -112,6 +117,15 @@ def _try_create(path):
         os.remove(probe)
     except OSError as e:
         return f"output.file: cannot create files like {probe.name} in {path.parent} ({e.strerror})"
+    return None
+
+
+def _try_mkdir(parent):
+    """Create and remove a directory where the output's missing folders will go."""
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=parent))
+    except OSError as e:
+        return f"output.file: cannot create folders in {parent} ({e.strerror})"
     return None
 
 
@@ -164,7 +178,10 @@ def run(cfg, out, verbose=True, restart=None):
     with np.errstate(all="ignore"):  # non-finite values are caught by the monitors, not warned about
         solution = solver.solve(state)
     target = out if solution.converged else unconverged_path(out)
-    write_solution(solution, cfg, target, history)
+    try:
+        write_solution(solution, cfg, target, history)
+    except OSError as e:
+        raise OutputError(f"writing {target} failed ({e.strerror or e}); nothing was written") from None
     if solution.converged and problem.grid.rank == 0:
         unconverged_path(out).unlink(missing_ok=True)  # a stale failure beside a good result misleads
     if solution.converged:

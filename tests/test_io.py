@@ -54,7 +54,8 @@ def test_round_trip_and_layout(tmp_path, ndim):
     for n, h in kw["history"].items():
         np.testing.assert_array_equal(r.history[n], h)
     np.testing.assert_array_equal(r.extra["closed_form"]["u"], extra["closed_form"]["u"])
-    assert r.attrs == kw["attrs"]
+    assert {k: v for k, v in r.attrs.items() if k != "checksum"} == kw["attrs"]
+    assert len(r.attrs["checksum"]) == 64
     assert isinstance(r.attrs["config"], dict)
     with h5py.File(p, "r") as f:
         assert [a.decode() if isinstance(a, bytes) else a for a in f["grid"].attrs["axes"]] == list(kw["axes"])
@@ -162,3 +163,16 @@ def test_plot_2d_and_3d(tmp_path):
 def test_import_does_not_load_pyplot():
     code = "import sys, mfgpde.io; assert 'matplotlib.pyplot' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_corrupted_result_is_refused(tmp_path):
+    """One changed value in /solution: read_result and describe refuse the file."""
+    from mfgpde.io import CorruptFileError, describe
+    p = tmp_path / "r.h5"
+    write_result(p, **_result(1))
+    with h5py.File(p, "r+") as f:
+        f["solution/m"][1, 2] += 1e-12
+    with pytest.raises(CorruptFileError, match="corrupted"):
+        read_result(p)
+    with pytest.raises(CorruptFileError):
+        describe(p)

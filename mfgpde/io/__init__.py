@@ -2,8 +2,9 @@
 
 Importing this package does not import matplotlib.pyplot.
 """
-from .hdf5 import Result, cell_volume, describe, read_result, temporary_path, write_result
+from .hdf5 import (CorruptFileError, Result, cell_volume, describe, read_result, temporary_path, verify,
+                   write_result)
 from .plots import plot_result
 
-__all__ = ["Result", "cell_volume", "describe", "plot_result", "read_result", "temporary_path",
-           "write_result"]
+__all__ = ["CorruptFileError", "Result", "cell_volume", "describe", "plot_result", "read_result", "temporary_path",
+           "verify", "write_result"]

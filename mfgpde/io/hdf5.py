@@ -15,6 +15,7 @@ either complete or absent.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -95,6 +96,27 @@ def temporary_path(path):
     return path.parent / f".{path.name}.tmp-{os.getpid()}"
 
 
+class CorruptFileError(ValueError):
+    """A result or checkpoint file whose data does not match its checksum."""
+
+
+def solution_checksum(arrays):
+    """SHA-256 of the solution datasets, in order."""
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a, dtype=float).tobytes())
+    return h.hexdigest()
+
+
+def verify(path):
+    """Raise CorruptFileError unless the solution datasets match the stored checksum."""
+    with h5py.File(path, "r") as f:
+        stored = f.attrs.get("checksum")
+        actual = solution_checksum(ds[()] for ds in f["solution"].values())
+    if stored is None or (stored.decode() if isinstance(stored, bytes) else stored) != actual:
+        raise CorruptFileError(f"{path}: corrupted (its data does not match its checksum)")
+
+
 def _fsync(path):
     """Flush a file (or a directory entry) to disk, so a crash after the rename keeps it."""
     fd = os.open(path, os.O_RDONLY)
@@ -139,6 +161,7 @@ def write_result(path, *, axes, t, fields, attrs, history=None, extra=None) -> N
             for key, value in attrs.items():
                 if value is not None:
                     f.attrs[str(key)] = _encode_attr(value)
+            f.attrs["checksum"] = solution_checksum(fields.values())
         _fsync(tmp)
         os.replace(tmp, path)
         _fsync(path.parent)
@@ -151,7 +174,9 @@ def write_result(path, *, axes, t, fields, attrs, history=None, extra=None) -> N
 
 
 def read_result(path) -> Result:
-    """Read a whole result file back into memory (config decoded to a dict)."""
+    """Read a whole result file back into memory (config decoded to a dict), after
+    checking its checksum."""
+    verify(path)
     with h5py.File(path, "r") as f:
         names = [n.decode() if isinstance(n, bytes) else str(n) for n in f["grid"].attrs["axes"]]
         axes = {n: f["grid"][n][()] for n in names}
@@ -195,6 +220,7 @@ def describe(path) -> str:
     """The text printed by ``mfgpde info``: model, status, version, grid, time,
     fields (shape, min/max), mass of m at t=0 and t=T, iterations, final
     residuals and the resolved config."""
+    verify(path)
     lines = [f"file:       {path}"]
     with h5py.File(path, "r") as f:
         attrs = {k: _decode_attr(v) for k, v in f.attrs.items()}

@@ -13,6 +13,7 @@ from mpi4py import MPI
 from .fp import FPSolver
 from .hjb import HJBSolver
 from .monitors import IterationInfo
+from .problem import SolverError
 
 
 @dataclass
@@ -54,9 +55,12 @@ class PicardSolver:
         du = dm = float("nan")
         for k in range(first, self.max_iterations + 1):
             u_old[:] = u
-            self.hjb.solve(m, u, warm=k > 1)
-            m_new[0] = m0
-            self.fp.solve(u, m, m_new)
+            try:
+                self.hjb.solve(m, u, warm=k > 1)
+                m_new[0] = m0
+                self.fp.solve(u, m, m_new)
+            except SolverError as e:
+                raise SolverError(f"Picard iteration {k}: {e}") from None
             du, dm = relative_change(grid, u, u_old), relative_change(grid, m_new, m)
             info = self._info(k, du, dm, u, m_new, start)
             m = (1 - self.damping) * m + self.damping * m_new

@@ -1,0 +1,82 @@
+"""Faults during a run: NaN injected mid-run, a full disk at the final write, an output
+place that cannot be written, a damaged result file."""
+import errno
+
+import h5py
+import numpy as np
+import petsc4py
+import pytest
+
+petsc4py.init()
+from conftest import RUNS, mfgpde  # noqa: E402
+from mfgpde.config import validate  # noqa: E402
+from mfgpde.models import register  # noqa: E402
+from mfgpde.models.lq_mfg import LQMFG  # noqa: E402
+from mfgpde.runner import OutputError, run  # noqa: E402
+from mfgpde.solvers import SolverError  # noqa: E402
+
+
+@register
+class PoisonedLQ(LQMFG):
+    """The LQ model whose Hamiltonian turns NaN after `calls` evaluations."""
+    name = "test_poisoned_lq"
+    parameters = {**LQMFG.parameters, "calls": 10 ** 9}
+    seen = 0
+
+    def hamiltonian(self, t, x, p, density):
+        PoisonedLQ.seen += 1
+        H = super().hamiltonian(t, x, p, density)
+        return H * np.nan if PoisonedLQ.seen > self.calls else H
+
+
+def _cfg(tmp_path, **model):
+    return validate({"model": {"name": "test_poisoned_lq", **model},
+                     "grid": {"lower": [-2.5], "upper": [3.5], "n": [60]}, "time": {"T": 1.0, "nt": 10},
+                     "output": {"checkpoint_every": 1}})
+
+
+def test_nan_mid_run_names_solver_iteration_and_time_and_keeps_the_checkpoint(tmp_path):
+    PoisonedLQ.seen = 0
+    out = tmp_path / "x.h5"
+    with pytest.raises(SolverError, match=r"Picard iteration \d+: HJB Newton did not converge at t="):
+        run(_cfg(tmp_path, calls=400), out, verbose=False)
+    ckpt = tmp_path / "x.ckpt.h5"
+    assert not out.exists() and ckpt.exists()
+    with h5py.File(ckpt) as f:
+        assert f.attrs["iteration"] >= 1 and np.all(np.isfinite(f["solution/u"][()]))
+
+
+def test_full_disk_at_the_final_write(tmp_path, monkeypatch):
+    PoisonedLQ.seen = 0
+    out = tmp_path / "x.h5"
+    out.write_bytes(b"previous")
+    cfg = _cfg(tmp_path)
+    real = h5py.File
+
+    def full(path, mode="r", *a, **k):
+        if mode == "w" and "x.h5" in str(path) and "ckpt" not in str(path):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, mode, *a, **k)
+
+    monkeypatch.setattr("mfgpde.io.hdf5.h5py.File", full)
+    with pytest.raises(OutputError, match="No space left on device"):
+        run(cfg, out, verbose=False)
+    assert out.read_bytes() == b"previous"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.ckpt.h5", "x.h5"]  # no temporary left
+
+
+def test_unwritable_output_place_is_bad_input(tmp_path):
+    proc = mfgpde("run", RUNS / "lq_mfg_1d.toml", "--set", "grid.n=[40]", "-o", "/proc/mfgpde/x.h5")
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1 and "output.file" in lines[0], proc.stderr
+
+
+def test_damaged_result_file_is_refused_by_info_and_plot(tmp_path):
+    out = tmp_path / "r.h5"
+    assert mfgpde("run", RUNS / "lq_mfg_1d.toml", "--set", "grid.n=[40]", "--set", "time.nt=10",
+                  "--set", "output.plots=false", "-o", out).returncode == 0
+    with h5py.File(out, "r+") as f:
+        f["solution/u"][3, 3] *= 1.0 + 1e-9
+    for command in ("info", "plot"):
+        proc = mfgpde(command, out)
+        assert proc.returncode == 2 and "corrupted" in proc.stderr, proc.stderr
