@@ -68,6 +68,7 @@ def _attrs(path):
 BAD = {
     "malformed-toml": ({"text": "[model\nname = 'lq_mfg'\n"}, ["study.toml"]),
     "missing-runfile": ({"runfile": "no_such_study.toml"}, ["no_such_study.toml"]),
+    "empty-runfile": ({"text": ""}, ["model.name"]),
     "unknown-section": ({"append": "\n[solvr]\ndamping = 0.5\n"}, ["[solvr]"]),
     "unknown-section-set": ({"sets": ["solvr.damping=0.5"]}, ["solvr"]),
     "unknown-key-grid": ({"sets": ["grid.nn=[40]"]}, ["grid.nn"]),
