@@ -30,7 +30,7 @@ def _add(P, rows, cols, values):
 
 class NewtonSolver:
     def __init__(self, problem, tol=1e-10, max_iterations=30, monitors=()):
-        self.problem, self.tol, self.monitors = problem, tol, list(monitors)
+        self.problem, self.monitors = problem, list(monitors)
         grid, model = problem.grid, problem.model
         self.layout = lay = SpaceTimeLayout(problem, model.couples_through_mean)
         self.m0 = problem.initial_density()
