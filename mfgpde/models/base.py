@@ -6,7 +6,7 @@ A mean field game on a box, ν = σ²/2, discount ρ ≥ 0:
      ∂t m − ν Δm − div(m ∂pH(t, x, ∇u; m)) = 0,  m(0) = m0
 
 H must be convex in each p_d with its minimum at p_d = 0 (the drift −∂pH points
-against the gradient), which is what the Godunov upwinding relies on.
+against the gradient), which is what the Engquist–Osher upwinding relies on.
 """
 from dataclasses import dataclass
 

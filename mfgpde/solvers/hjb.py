@@ -2,7 +2,7 @@
 
     (u^n − u^{n+1})/dt + ρ u^n − ν Δ_h u^n + H_h(x, D u^n; m^{n+1}) = 0,   u^{nt} = g(m^{nt})
 
-with the Godunov numerical Hamiltonian and an assembled sparse Jacobian.
+with the Engquist–Osher numerical Hamiltonian and an assembled sparse Jacobian.
 PETSc options prefix: `hjb_`.
 """
 from petsc4py import PETSc
