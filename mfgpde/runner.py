@@ -12,6 +12,7 @@ from . import __version__
 from .config import ConfigError
 from .grids import Grid
 from .io import temporary_path, write_result
+from .io.xdmf import mesh_points, write_xdmf
 from .models import ModelError, create_model
 from .restart import Checkpointer, checkpoint_path, load_state
 from .solvers import (HistoryMonitor, MassMonitor, MFGProblem, NewtonCoupling, PicardSolver,
@@ -142,8 +143,9 @@ def write_solution(solution, cfg, path, history):
              "status": solution.status, "converged": int(solution.converged),
              "iterations": solution.iterations, "mpi_ranks": grid.comm.Get_size(),
              "peak_memory_mb": peak_mb, **solution.stats}
-    write_result(path, axes=axes, t=pb.t, fields=fields, attrs=attrs, history=history.arrays(),
-                 extra=_closed_form(pb, axes))
+    extra = {**(_closed_form(pb, axes) or {}), "mesh": {"points": mesh_points(axes)}}
+    write_result(path, axes=axes, t=pb.t, fields=fields, attrs=attrs, history=history.arrays(), extra=extra)
+    write_xdmf(path, axes, pb.t, fields)
 
 
 def _closed_form(pb, axes):
