@@ -17,7 +17,8 @@ import sys
 EXIT_BAD_INPUT, EXIT_NOT_CONVERGED = 2, 3
 
 
-OWN_LONG = ("output", "set", "restart", "times", "outdir", "case", "help")
+OWN_LONG = ("output", "set", "restart", "times", "outdir", "case", "sizes", "ranks", "json",
+            "baseline-iterations")
 PETSC_O_PREFIXES = ("-options", "-on_error", "-objects", "-omp")
 
 
@@ -100,6 +101,8 @@ def _parser():
     b.add_argument("--ranks", nargs="+", type=int, default=[1, 2])
     b.add_argument("--case", action="append", help="only this case (repeatable)")
     b.add_argument("--json", help="also write the records as JSON")
+    b.add_argument("--baseline-iterations", type=int, metavar="K",
+                   help="run the scipy baseline for K Picard iterations only and scale its time")
     return p
 
 

@@ -19,7 +19,7 @@ class FPSolver:
         self._A = problem.stencil.matrix()
         self.ksp = PETSc.KSP().create(comm=grid.da.getComm())
         self.ksp.setOptionsPrefix("fp_")
-        configure_default(self.ksp, grid.comm.Get_size(), rtol=1e-14)
+        configure_default(self.ksp, grid, rtol=1e-14)
         self.ksp.setFromOptions()
         self._b, self._m = grid.create_vec(), grid.create_vec()
         self.linear_iterations = 0

@@ -44,7 +44,7 @@ class HJBSolver:
         self._J = problem.stencil.matrix()
         self.snes.setFunction(self.ctx.residual, self._f)
         self.snes.setJacobian(self.ctx.jacobian, self._J)
-        configure_default(self.snes.getKSP(), grid.comm.Get_size(), rtol=1e-12)
+        configure_default(self.snes.getKSP(), grid, rtol=1e-12)
         self.snes.setFromOptions()
         self._u = grid.create_vec()
         self.newton_iterations = 0
