@@ -29,7 +29,7 @@ class MFGProblem:
         return Density(m=m, mass=mass, mean=mean)
 
     def initial_density(self):
-        """m0 scaled to unit mass; SolverError-free: ValueError names the problem."""
+        """m0 scaled to unit mass; a ValueError says why when it cannot be normalised."""
         m0 = np.broadcast_to(self.model.initial_density(self.x), self.grid.owned_shape).astype(float)
         bad = self.grid.comm.allreduce(bool(np.any(~np.isfinite(m0)) or np.any(m0 < 0)))
         mass = self.grid.integrate(m0) if not bad else np.nan
