@@ -94,7 +94,7 @@ class LQMFGClosedForm:
             raise RuntimeError(f"forward integration failed: {self._fwd.message}")
 
     # ---- evaluation helpers -------------------------------------------------------------
-    def _eval(self, sol, t):
+    def _sample(self, sol, t):
         """Dense output of sol at t (any shape), shape (n_components,) + shape(t)."""
         t = np.asarray(t, dtype=float)
         if np.any(t < -1e-12 * self.T) or np.any(t > self.T * (1 + 1e-12)):
@@ -107,7 +107,7 @@ class LQMFGClosedForm:
 
     def _w(self, t):
         """w(t) = Psi(t) (1, -s kappa): the unit (mbar(T) = 1) solution, shape (2,) + shape(t)."""
-        y = self._eval(self._bwd, t)
+        y = self._sample(self._bwd, t)
         Psi = y[1:5].reshape((2, 2) + y.shape[1:])
         return Psi[:, 0] - self.s * self.kappa * Psi[:, 1]
 
@@ -118,7 +118,7 @@ class LQMFGClosedForm:
     # ---- public API -----------------------------------------------------------------------
     def P(self, t):
         """Riccati coefficient: P' = rho P + P^2 - q, P(T) = s."""
-        return self._eval(self._bwd, t)[0]
+        return self._sample(self._bwd, t)[0]
 
     def beta(self, t):
         """beta_i' = (rho + P) beta_i + q kappa mbar_i, beta_i(T) = -s kappa mbar_i(T); (dim,)+shape(t)."""
@@ -126,7 +126,7 @@ class LQMFGClosedForm:
 
     def c(self, t):
         """c_i' = rho c_i - nu P + beta_i^2/2 - q kappa^2 mbar_i^2/2, c_i(T) = s kappa^2 mbar_i(T)^2/2."""
-        y = self._eval(self._bwd, t)
+        y = self._sample(self._bwd, t)
         return y[5] + self._mbarT.reshape((-1,) + (1,) * (y.ndim - 1))**2 * y[6]
 
     def mean(self, t):
@@ -135,7 +135,7 @@ class LQMFGClosedForm:
 
     def var(self, t):
         """Variance per axis: V' = -2 P V + sigma^2, V(0) = s0^2; shape(t)."""
-        return self._eval(self._fwd, t)[0]
+        return self._sample(self._fwd, t)[0]
 
     def _check_x(self, x):
         if len(x) != self.dim:
