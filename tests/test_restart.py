@@ -149,3 +149,11 @@ def test_an_output_file_is_not_a_checkpoint(tmp_path):
     assert mfgpde("run", *STUDY, "--set", "grid.n=[40]", "-o", out).returncode == 0
     proc = mfgpde("run", *STUDY, "--set", "grid.n=[40]", "--restart", out, "-o", tmp_path / "x.h5")
     assert proc.returncode == 2 and "not an mfgpde checkpoint" in proc.stderr
+
+
+def test_checkpoint_by_wall_time(tmp_path):
+    out = tmp_path / "w.h5"
+    proc = mfgpde("run", *STUDY, "--set", "solver.max_iterations=3", "--set", "output.checkpoint_seconds=1e-6",
+                  "-o", out)
+    assert proc.returncode == 3
+    assert _iteration(tmp_path / "w.ckpt.h5") == 3  # written after every iteration
