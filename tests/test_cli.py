@@ -109,6 +109,8 @@ BAD = {
     "box-not-representable": ({"sets": ["grid.lower=[-1e308]", "grid.upper=[1e308]"]}, ["grid.upper"]),
     "tolerance-below-precision": ({"sets": ["solver.tolerance=1e-300"]}, ["solver.tolerance"]),
     "plot-time-beyond-T": ({"sets": ["output.plot_times=[5.0]"]}, ["output.plot_times"]),
+    "newton-too-large": ({"sets": ["solver.coupling='newton'", "grid.n=[200000]", "time.nt=100"]},
+                         ["solver.coupling"]),
     "picard-iterations-zero": ({"sets": ["solver.picard_iterations=0"]}, ["solver.picard_iterations"]),
     "single-dash-output": ({"argv": ["-output", "y.h5"]}, ["--output"]),
     "petsc-bad-type": ({"argv": ["-fp_ksp_type", "nonsense"]}, ["petsc"]),

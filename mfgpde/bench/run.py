@@ -20,6 +20,8 @@ import time
 
 import numpy as np
 
+from ..solvers.couplings import DIRECT_NEWTON_MAX
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 RUNS = ROOT / "runs"
 # case -> (run file, {size name: (n per axis, nt)})
@@ -29,7 +31,6 @@ CASES = {
     "congestion_1d": ("congestion_1d.toml", {"small": ([200], 50), "large": ([1000], 200)}),
     "congestion_2d": ("congestion_2d.toml", {"small": ([64, 64], 16), "large": ([257, 257], 100)}),
 }
-NEWTON_MAX_UNKNOWNS = 3_000_000  # the space–time direct factorization beyond this needs too much memory
 MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
            "OMPI_MCA_rmaps_base_oversubscribe": "1", "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
 
@@ -126,7 +127,7 @@ def bench(sizes=("small",), ranks=(1, 2), cases=None, stream=sys.stdout, baselin
                     unknowns = 2 * nt * int(np.prod(n))
                     for p in ranks:
                         rec = {"case": case, "size": size, "n": n, "nt": nt, "coupling": coupling, "ranks": p}
-                        if coupling == "newton" and unknowns > NEWTON_MAX_UNKNOWNS:
+                        if coupling == "newton" and unknowns > DIRECT_NEWTON_MAX[len(n)]:
                             rec["error"] = f"skipped: {unknowns} space-time unknowns for a direct solve"
                         else:
                             rec.update(petsc_run(runfile, n, nt, coupling, p, work))
