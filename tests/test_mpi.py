@@ -28,3 +28,10 @@ def test_one_and_two_ranks_agree(case, tmp_path):
             out[nproc] = {k: f["solution"][k][()] for k in ("u", "m")}
     for k in ("u", "m"):
         assert np.max(np.abs(out[None][k] - out[2][k])) < 1e-10, k
+
+
+def test_more_ranks_than_cells_is_bad_input(tmp_path):
+    proc = mfgpde("run", RUNS / "lq_mfg_1d.toml", "--set", "grid.n=[2]", "-o", tmp_path / "x.h5", nproc=3)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr + proc.stdout
+    assert proc.stderr.count("grid.n: [2] cells cannot be split over 3 MPI ranks") == 1
+    assert not (tmp_path / "x.h5").exists()
