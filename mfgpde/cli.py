@@ -5,6 +5,7 @@
     mfgpde plot OUT.h5 [--times T ...] [--outdir DIR]
     mfgpde validate [--case NAME ...]
     mfgpde bench [--sizes small large] [--ranks 1 2] [--case NAME ...] [--json FILE]
+                 [--baseline-iterations K]
 
 Bad input: one line naming the problem on stderr, exit status 2.  An unconverged
 solve exits with status 3, a run stopped by SIGTERM (after writing a checkpoint) with 143.
@@ -15,8 +16,6 @@ import pathlib
 import sys
 
 EXIT_BAD_INPUT, EXIT_NOT_CONVERGED = 2, 3
-
-
 OWN_LONG = ("output", "set", "restart", "times", "outdir", "case", "sizes", "ranks", "json",
             "baseline-iterations")
 PETSC_O_PREFIXES = ("-options", "-on_error", "-objects", "-omp")
