@@ -19,7 +19,7 @@ DEFAULTS = {
     "time": {},
     "solver": {"coupling": "picard", "damping": 0.7, "tolerance": 1e-8, "max_iterations": 200,
                "mass_tolerance": 1e-12, "picard_iterations": 1, "newton_tolerance": 1e-10,
-               "newton_max_iterations": 30},
+               "newton_max_iterations": 30, "newton_linear": "auto"},
     "output": {"file": None, "plots": False, "plot_times": None, "checkpoint_file": None,
                "checkpoint_every": 0, "checkpoint_seconds": 0.0},
     "petsc": {},
@@ -27,6 +27,7 @@ DEFAULTS = {
 REQUIRED = {"model": ["name"], "grid": ["lower", "upper", "n"], "time": ["T", "nt"]}
 OPEN_SECTIONS = ("model", "petsc")  # keys checked elsewhere (the model) or free (PETSc options)
 COUPLINGS = ("picard", "newton")
+NEWTON_LINEAR = ("auto", "direct", "fieldsplit")
 
 
 def parse_value(text):
@@ -143,6 +144,8 @@ def _check_time(t):
 def _check_solver(s):
     if s["coupling"] not in COUPLINGS:
         raise ConfigError(f"solver.coupling: one of {', '.join(COUPLINGS)}, got {s['coupling']!r}")
+    if s["newton_linear"] not in NEWTON_LINEAR:
+        raise ConfigError(f"solver.newton_linear: one of {', '.join(NEWTON_LINEAR)}, got {s['newton_linear']!r}")
     if not _is_number(s["damping"]) or not 0 < s["damping"] <= 1:
         raise ConfigError(f"solver.damping: must be in (0, 1], got {s['damping']!r}")
     for key in ("tolerance", "mass_tolerance", "newton_tolerance"):

@@ -23,10 +23,10 @@ class Record:
         self.rows.append(info)
 
 
-def _newton(model, grid, T=1.0, nt=20):
+def _newton(model, grid, T=1.0, nt=20, linear="direct"):
     record = Record()
     pb = MFGProblem(grid, model, T, nt)
-    solution = NewtonCoupling(pb, damping=1.0, tol=1e-10, monitors=[record]).solve()
+    solution = NewtonCoupling(pb, damping=1.0, tol=1e-10, monitors=[record], linear=linear).solve()
     return solution, [r for r in record.rows if r.kind == "newton"]
 
 
@@ -81,6 +81,24 @@ def test_lq_newton_converges_fast_and_mesh_independently(dim):
         counts.append(len(rows) - 1)
     assert max(counts) <= 8
     assert counts[-1] <= counts[0]
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+def test_fieldsplit_krylov_iterations_stay_bounded_under_refinement(dim):
+    """FGMRES + block Gauss–Seidel over (u, m, mean): Krylov iterations per Newton step do
+    not grow as h and dt are halved twice, and the solution is the direct solve's."""
+    per_step = []
+    sizes = [(50, 10), (100, 20), (200, 40)] if dim == 1 else [(12, 4), (24, 8), (48, 16)]
+    for n, nt in sizes:
+        grid = Grid([-1.5, -2.4][:dim], [2.5, 1.6][:dim], [n] * dim)
+        model = create_model("lq_mfg", dim, rho=0.1, mu0=[0.5, -0.4][:dim])
+        sol, rows = _newton(model, grid, nt=nt, linear="fieldsplit")
+        assert sol.converged, sol.status
+        per_step.append(rows[-1].linear_iterations / (len(rows) - 1))
+        if n == sizes[0][0]:
+            direct, _ = _newton(model, grid, nt=nt)
+            assert grid.max_abs(sol.u - direct.u) < 1e-9 and grid.max_abs(sol.m - direct.m) < 1e-9
+    assert max(per_step) <= 12 and per_step[-1] <= 1.5 * per_step[0], per_step
 
 
 @pytest.mark.parametrize("dim", [1, 2])

@@ -26,21 +26,22 @@ def direct_newton_too_large(problem):
 
 class NewtonCoupling:
     def __init__(self, problem, damping=0.5, picard_iterations=1, tol=1e-10, max_iterations=30,
-                 mass_tol=1e-12, monitors=(), on_state=None):
+                 mass_tol=1e-12, monitors=(), on_state=None, linear="direct"):
         if type(problem.model).d2H_dp2 is MFGModel.d2H_dp2:
             raise ValueError(f"solver.coupling: model '{problem.model.name}' provides no d2H_dp2, "
                              "which Newton needs (use coupling = \"picard\")")
         too_large, unknowns = direct_newton_too_large(problem)
         user_solver = any(PETSc.Options().hasName(f"newton_{k}") for k in ("ksp_type", "pc_type"))
         if too_large and not user_solver:
-            raise ValueError(f"solver.coupling: Newton's direct space-time solve of {unknowns} unknowns would not "
-                             "fit in memory; use coupling = \"picard\" or choose -newton_ksp_type/-newton_pc_type")
+            raise ValueError(f"solver.coupling: Newton's space-time factorisations for {unknowns} unknowns would "
+                             "not fit in memory; use coupling = \"picard\" or choose -newton_ksp_type/-newton_pc_type")
         if picard_iterations < 1:
             raise ValueError("solver.picard_iterations: Newton starts after at least one Picard iteration")
         self.problem, self.mass_tol = problem, mass_tol
         self.picard = PicardSolver(problem, damping=damping, tol=0.0, max_iterations=picard_iterations,
                                    monitors=monitors, on_state=on_state)
-        self.newton = NewtonSolver(problem, tol=tol, max_iterations=max_iterations, monitors=monitors)
+        self.newton = NewtonSolver(problem, tol=tol, max_iterations=max_iterations, monitors=monitors,
+                                   linear=linear)
 
     def solve(self, state=None):
         """Newton after the Picard hand-over (resumed from a saved Picard state if given)."""

@@ -28,8 +28,18 @@ def _add(P, rows, cols, values):
                    np.ascontiguousarray(values, dtype=PETSc.ScalarType), ADD)
 
 
+def _default_options(table):
+    """Options for sub-solvers created later by PETSc, unless the user gave them."""
+    opts = PETSc.Options()
+    for key, value in table.items():
+        if not opts.hasName(key):
+            opts.setValue(key, value)
+
+
 class NewtonSolver:
-    def __init__(self, problem, tol=1e-10, max_iterations=30, monitors=()):
+    def __init__(self, problem, tol=1e-10, max_iterations=30, monitors=(), linear="direct"):
+        """linear: "direct" (MUMPS on the whole Jacobian) or "fieldsplit" (FGMRES with block
+        Gauss–Seidel over the fields u, m, mean, each u and m block factored by MUMPS)."""
         self.problem, self.monitors = problem, list(monitors)
         grid, model = problem.grid, problem.model
         self.layout = lay = SpaceTimeLayout(problem, model.couples_through_mean)
@@ -47,11 +57,37 @@ class NewtonSolver:
         snes.setJacobian(self.jacobian, self._J)
         snes.setMonitor(self._monitor)
         ksp = snes.getKSP()
-        ksp.setType(PETSc.KSP.Type.PREONLY)
-        ksp.getPC().setType(PETSc.PC.Type.LU)
-        # MUMPS orders the dense mean rows well; PETSc's own LU fills whole time slices
-        ksp.getPC().setFactorSolverType("mumps")
+        if linear == "fieldsplit":
+            ksp.setType(PETSc.KSP.Type.FGMRES)
+            ksp.setTolerances(rtol=1e-8, max_it=500)
+            ksp.getPC().setType(PETSc.PC.Type.FIELDSPLIT)
+            ksp.getPC().setFieldSplitType(PETSc.PC.CompositeType.MULTIPLICATIVE)
+            _default_options({"newton_fieldsplit_u_pc_type": "lu", "newton_fieldsplit_m_pc_type": "lu",
+                              "newton_fieldsplit_u_pc_factor_mat_solver_type": "mumps",
+                              "newton_fieldsplit_m_pc_factor_mat_solver_type": "mumps",
+                              "newton_fieldsplit_mean_pc_type": "jacobi"})
+        else:
+            ksp.setType(PETSc.KSP.Type.PREONLY)
+            ksp.getPC().setType(PETSc.PC.Type.LU)
+            # MUMPS orders the dense mean rows well; PETSc's own LU fills whole time slices
+            ksp.getPC().setFactorSolverType("mumps")
         snes.setFromOptions()
+        if ksp.getPC().getType() == PETSc.PC.Type.FIELDSPLIT:
+            self._set_fields(ksp.getPC())
+
+    def _set_fields(self, pc):
+        """Fields `u`, `m` (and `mean`) of the space–time vector, for PCFIELDSPLIT."""
+        lay = self.layout
+        comm = self.problem.grid.da.getComm()
+        blocks = np.arange(lay.nt)
+        u = lay.rows(blocks).ravel()
+        m = lay.rows(lay.nt + blocks).ravel()
+        fields = [("u", PETSc.IS().createGeneral(u, comm=comm)), ("m", PETSc.IS().createGeneral(m, comm=comm))]
+        if lay.n_means:
+            means = np.arange(lay.mean_start, lay.mean_start + lay.n_means, dtype=PETSc.IntType)
+            mine = means if self.problem.grid.rank == 0 else means[:0]
+            fields.append(("mean", PETSc.IS().createGeneral(mine, comm=comm)))
+        pc.setFieldSplitIS(*fields)
 
     def _preallocation(self):
         lay = self.layout
