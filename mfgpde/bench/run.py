@@ -128,7 +128,7 @@ def bench(sizes=("small",), ranks=(1, 2), cases=None, stream=sys.stdout, baselin
                     for p in ranks:
                         rec = {"case": case, "size": size, "n": n, "nt": nt, "coupling": coupling, "ranks": p}
                         if coupling == "newton" and unknowns > DIRECT_NEWTON_MAX[len(n)]:
-                            rec["error"] = f"skipped: {unknowns} space-time unknowns for a direct solve"
+                            rec["error"] = f"skipped: {unknowns} space-time unknowns, beyond the default Newton solve"
                         else:
                             rec.update(petsc_run(runfile, n, nt, coupling, p, work))
                         rows.append(rec)
