@@ -94,7 +94,7 @@ def build_solver(problem, cfg, verbose=True, history=None, on_state=None):
 
 def _newton_linear(choice, dim):
     """auto: the direct solve in 1-D (fastest there), field-split block Gauss–Seidel from
-    2-D on (measured 2x faster with 37% less memory at 64²x16, 5–9 Krylov iterations per
+    2-D on (measured 2x faster with 37% less memory at 64²x16, 4–9 Krylov iterations per
     Newton step independently of the grid)."""
     if choice != "auto":
         return choice
