@@ -128,8 +128,9 @@ class NewtonSolver:
         Fu, Fm, Fmean = lay.split(F.getArray())
         for n in range(pb.nt):
             padded = self._padded(u[n])
-            Fu[n] = self.weight * pb.hjb_residual(pb.t[n], padded, u[n + 1], dens[n + 1])
-            A = pb.fp_operator(pb.t[n], padded, dens[n + 1])
+            up = pb.upwind(padded)
+            Fu[n] = self.weight * pb.hjb_residual(pb.t[n], padded, u[n + 1], dens[n + 1], up=up)
+            A = pb.fp_operator(pb.t[n], padded, dens[n + 1], up=up)
             pb.stencil.transpose_apply(A, m[n + 1], self._vec)
             Fm[n] = self.weight * (grid.owned(self._vec) - m[n] / pb.dt)
         if lay.n_means:
@@ -149,7 +150,7 @@ class NewtonSolver:
             ru, rm = lay.rows([lay.u_block(n)])[0], lay.rows([lay.m_block(n + 1)])[0]
             cu, cm = lay.columns([lay.u_block(n)])[0], lay.columns([lay.m_block(n + 1)])[0]
             # HJB rows: ∂/∂u^n, ∂/∂u^{n+1}, ∂/∂m^{n+1} (local and through the mean)
-            _add(P, ru[:, None], cu, w * pb.stencil.flat(pb.hjb_jacobian(t, padded, d_next)))
+            _add(P, ru[:, None], cu, w * pb.stencil.flat(pb.hjb_jacobian(t, padded, d_next, up=up)))
             if n + 1 < pb.nt:
                 self._diagonal(P, ru, lay.rows([lay.u_block(n + 1)])[0], np.full(lay.N, -w / pb.dt))
             dHdm = flat(pb.eo(lambda p: model.dH_dm(t, pb.x, p, d_next), up))
@@ -162,7 +163,7 @@ class NewtonSolver:
                 col = np.full(lay.N, lay.mean_index(n + 1, k))
                 _add(P, ru[:, None], col[:, None], (w * dHdmean[k])[:, None])
             # FP rows: ∂/∂m^{n+1} (transpose of the linearised HJB operator), ∂/∂m^n, ∂/∂u^n
-            A = w * pb.stencil.flat(pb.fp_operator(t, padded, d_next, m=m[n + 1]))
+            A = w * pb.stencil.flat(pb.fp_operator(t, padded, d_next, m=m[n + 1], up=up))
             _add(P, cm.reshape(-1, 1), np.repeat(rm, cm.shape[1])[:, None], A.reshape(-1, 1))
             if n > 0:
                 self._diagonal(P, rm, lay.rows([lay.m_block(n)])[0], np.full(lay.N, -w / pb.dt))

@@ -60,24 +60,27 @@ class MFGProblem:
     def _owned(self, value):
         return np.broadcast_to(value, self.grid.owned_shape)
 
-    def hjb_residual(self, t, padded_u, u_next, density):
+    # `up`, where given, is self.upwind(padded_u) computed once by a caller that needs it
+    # for several of these.
+    def hjb_residual(self, t, padded_u, u_next, density, up=None):
         """(u − u^{n+1})/dt + ρu − νΔ_h u + H_EO(x, p⁻, p⁺; m^{n+1})."""
         u = padded_u[(slice(1, -1),) * self.grid.dim]
-        H = self.eo(lambda p: self.model.hamiltonian(t, self.x, p, density), self.upwind(padded_u))
+        up = up or self.upwind(padded_u)
+        H = self.eo(lambda p: self.model.hamiltonian(t, self.x, p, density), up)
         return ((u - u_next) / self.dt + self.model.rho * u - self.model.nu * laplacian(padded_u, self.grid.h)
                 + H)
 
-    def hjb_jacobian(self, t, padded_u, density):
+    def hjb_jacobian(self, t, padded_u, density, up=None):
         """Stencil coefficients of ∂(hjb_residual)/∂u."""
-        c = self.fp_operator(t, padded_u, density)
+        c = self.fp_operator(t, padded_u, density, up=up)
         c[0] += self.model.rho
         return c
 
-    def fp_operator(self, t, padded_u, density, m=None):
+    def fp_operator(self, t, padded_u, density, m=None, up=None):
         """Coefficients of I/dt − νΔ_h + L_u, L_u the linearisation of H_EO; its transpose is
         the Fokker–Planck matrix.  With m given, ∂pH gains m ∂²H/∂p∂m (the derivative of
         L_uᵀm in m)."""
-        up = self.upwind(padded_u)
+        up = up or self.upwind(padded_u)
         parts = []
         for p, mask in ((up.backward, up.masks_backward), (up.forward, up.masks_forward)):
             dH = [self._owned(v) for v in self.model.dH_dp(t, self.x, p, density)]
