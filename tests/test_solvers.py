@@ -84,7 +84,7 @@ class CrowdAversion(MFGModel):
     def terminal(self, x, density):
         return np.zeros_like(density.m)
 
-    def initial_density(self, x):
+    def initial_density(self, x, population=0):
         return np.exp(-sum((xd - md) ** 2 for xd, md in zip(x, self.mu0)) / (2 * self.s0 ** 2))
 
 

@@ -26,9 +26,13 @@ def laplacian(padded, h):
                for d in range(padded.ndim))
 
 
-def engquist_osher(p_minus, p_plus):
+def engquist_osher(p_minus, p_plus, concave=False):
     """Engquist–Osher split along one axis, for an H convex in p_d with its minimum at
     p_d = 0: the backward part max(p⁻, 0) (drift to the left looks back) and the forward
-    part min(p⁺, 0).  H_EO = H(backward) + H(forward) − H(0) is monotone and, unlike
-    Godunov, continuous in (p⁻, p⁺) at a peak of u, so the drift does not flip there."""
+    part min(p⁺, 0); for an H concave in p_d with its maximum at 0 (an adversary's axis
+    in an Isaacs Hamiltonian) the parts are min(p⁻, 0) and max(p⁺, 0).  Either way
+    H_EO = H(backward) + H(forward) − H(0) is monotone and, unlike Godunov, continuous in
+    (p⁻, p⁺) at a peak of u, so the drift does not flip there."""
+    if concave:
+        return np.minimum(p_minus, 0.0), np.maximum(p_plus, 0.0)
     return np.maximum(p_minus, 0.0), np.minimum(p_plus, 0.0)

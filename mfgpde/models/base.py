@@ -5,8 +5,13 @@ A mean field game on a box, ν = σ²/2, discount ρ ≥ 0:
     −∂t u + ρ u − ν Δu + H(t, x, ∇u; m) = 0,    u(T) = g(x; m(T))
      ∂t m − ν Δm − div(m ∂pH(t, x, ∇u; m)) = 0,  m(0) = m0
 
-H must be convex in each p_d with its minimum at p_d = 0 (the drift −∂pH points
-against the gradient), which is what the Engquist–Osher upwinding relies on.
+H must be separable in the sense the Engquist–Osher upwinding relies on: along each
+axis d convex in p_d with its minimum at p_d = 0 (the drift −∂pH points against the
+gradient), or concave with its maximum there (an axis listed by `concave_axes`, where an
+adversary dominates an Isaacs Hamiltonian).
+
+A model may describe several populations (`populations` > 1): each has its own u and m,
+and H, g read the others through `Density.means`.
 """
 from dataclasses import dataclass
 
@@ -22,10 +27,13 @@ class ModelError(ValueError):
 @dataclass
 class Density:
     """What a model may read of the population at one time: the owned values of m,
-    its total mass and its mean vector ∫ x m dx (global, on every rank)."""
+    its total mass and its mean vector ∫ x m dx (global, on every rank); with several
+    populations, which one this is and the means of all of them (populations × dim)."""
     m: np.ndarray
     mass: float
     mean: np.ndarray
+    means: np.ndarray = None
+    population: int = 0
 
 
 class MFGModel:
@@ -85,6 +93,22 @@ class MFGModel:
         return sigma
 
     rho = 0.0
+    populations = 1
+
+    def concave_axes(self):
+        """Per axis, True where H is concave in p_d (maximum at 0) rather than convex."""
+        return [False] * self.dim
+
+    def check_horizon(self, T):
+        """Raise ModelError (naming time.T) when the game is ill-posed on [0, T]."""
+
+    def notes(self, T):
+        """Lines worth telling the user about this model on [0, T] (printed, and stored)."""
+        return []
+
+    def feedbacks(self, grad_u):
+        """Named fields derived from ∇u (one array per axis) to write beside u and m."""
+        return {}
 
     def hamiltonian(self, t, x, p, density):
         raise NotImplementedError
@@ -97,7 +121,7 @@ class MFGModel:
         """g(x; m(T))."""
         raise NotImplementedError
 
-    def initial_density(self, x):
+    def initial_density(self, x, population=0):
         """m0 up to normalisation (the solver scales it to mass 1)."""
         raise NotImplementedError
 

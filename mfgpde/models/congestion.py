@@ -94,7 +94,7 @@ class Congestion(MFGModel):
     def terminal(self, x, density):
         return 0.5 * self.s_T * sum((xd - td) ** 2 for xd, td in zip(x, self.target))
 
-    def initial_density(self, x):
+    def initial_density(self, x, population=0):
         return np.exp(-sum((xd - md) ** 2 for xd, md in zip(x, self.mu0)) / (2 * self.s0 ** 2))
 
     def d2H_dp2(self, t, x, p, density):

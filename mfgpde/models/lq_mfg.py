@@ -37,7 +37,7 @@ class LQMFG(MFGModel):
     def terminal(self, x, density):
         return 0.5 * self.s * self._gap2(x, density.mean)
 
-    def initial_density(self, x):
+    def initial_density(self, x, population=0):
         return np.exp(-sum((xd - md) ** 2 for xd, md in zip(x, self.mu0)) / (2 * self.s0 ** 2))
 
     couples_through_mean = True

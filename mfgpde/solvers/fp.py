@@ -31,7 +31,7 @@ class FPSolver:
         pb, grid = self.problem, self.problem.grid
         for n in range(pb.nt):
             grid.set_owned(self._b, u_path[n])
-            coeffs = pb.fp_operator(pb.t[n], grid.padded(self._b), pb.density(m_coupling[n + 1]))
+            coeffs = pb.fp_operator(pb.t[n], grid.padded(self._b), pb.density(m_coupling[n + 1], n + 1))
             pb.stencil.assemble(self._A, coeffs, transpose=True)
             self.ksp.setOperators(self._A)
             grid.set_owned(self._b, m_path[n] / pb.dt)

@@ -54,10 +54,10 @@ class HJBSolver:
         """Fill u_path (nt+1, *owned) backward in time for the densities m_path.  Newton
         starts from u^{n+1}, or with warm=True from the u_path[n] given (a previous iterate)."""
         pb, grid = self.problem, self.problem.grid
-        u_path[-1] = pb.terminal(pb.density(m_path[-1]))
+        u_path[-1] = pb.terminal(pb.density(m_path[-1], pb.nt))
         for n in range(pb.nt - 1, -1, -1):
             self.ctx.t, self.ctx.u_next = pb.t[n], u_path[n + 1]
-            self.ctx.density = pb.density(m_path[n + 1])
+            self.ctx.density = pb.density(m_path[n + 1], n + 1)
             grid.set_owned(self._u, u_path[n] if warm else u_path[n + 1])
             self.snes.solve(None, self._u)
             reason = self.snes.getConvergedReason()

@@ -110,9 +110,9 @@ class NewtonSolver:
         m = [self.m0] + list(m_blocks)
         dens = [None]
         for n in range(1, pb.nt + 1):
-            d = pb.density(m[n])
+            d = pb.density(m[n], n)
             if mu is not None:
-                d = Density(m=m[n], mass=d.mass, mean=mu[n - 1])
+                d = Density(m=m[n], mass=d.mass, mean=mu[n - 1], means=mu[n - 1][None])
             dens.append(d)
         u = list(u_blocks) + [pb.terminal(dens[-1])]
         return u, m, dens

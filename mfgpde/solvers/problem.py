@@ -13,10 +13,13 @@ class SolverError(RuntimeError):
 
 
 class MFGProblem:
-    """t_n = n T / nt, n = 0..nt.  Paths are arrays (nt+1, *owned_shape)."""
+    """t_n = n T / nt, n = 0..nt.  Paths are arrays (nt+1, *owned_shape).  For a model of
+    several populations, one problem per population; `means` is then set by the coupling
+    to the path (nt+1, populations, dim) of all populations' means."""
 
-    def __init__(self, grid, model, T, nt):
-        self.grid, self.model = grid, model
+    def __init__(self, grid, model, T, nt, population=0):
+        self.grid, self.model, self.population = grid, model, population
+        self.means = None
         self.T, self.nt = float(T), int(nt)
         self.dt = self.T / self.nt
         self.t = np.linspace(0.0, self.T, self.nt + 1)
@@ -24,13 +27,15 @@ class MFGProblem:
         self.stencil = Stencil(grid)
         self.laplacian = self.stencil.laplacian_coefficients()
 
-    def density(self, m):
+    def density(self, m, n=None):
+        """What the model sees of time level n with density m."""
         mass, mean = self.grid.moments(m)
-        return Density(m=m, mass=mass, mean=mean)
+        means = mean[None] if self.means is None else self.means[n]
+        return Density(m=m, mass=mass, mean=mean, means=means, population=self.population)
 
     def initial_density(self):
         """m0 scaled to unit mass; a ValueError says why when it cannot be normalised."""
-        m0 = np.broadcast_to(self.model.initial_density(self.x), self.grid.owned_shape).astype(float)
+        m0 = np.broadcast_to(self.model.initial_density(self.x, self.population), self.grid.owned_shape).astype(float)
         bad = self.grid.comm.allreduce(bool(np.any(~np.isfinite(m0)) or np.any(m0 < 0)))
         mass = self.grid.integrate(m0) if not bad else np.nan
         if bad or not mass > 0 or not np.isfinite(mass):
@@ -42,12 +47,13 @@ class MFGProblem:
         return np.broadcast_to(self.model.terminal(self.x, density), self.grid.owned_shape).astype(float)
 
     def upwind(self, padded_u):
-        """Engquist–Osher split per axis: gradients p_b = max(p⁻, 0), p_f = min(p⁺, 0), and
-        the masks where each part is active (∂p_b/∂p⁻ and ∂p_f/∂p⁺)."""
+        """Engquist–Osher split per axis (orientation from the model's concave axes): the
+        backward and forward gradients p_b, p_f, and the masks where each part is active
+        (∂p_b/∂p⁻ and ∂p_f/∂p⁺)."""
         grads = one_sided_gradients(padded_u, self.grid.h)
-        split = [engquist_osher(pm, pp) for pm, pp in grads]
+        split = [engquist_osher(pm, pp, concave) for (pm, pp), concave in zip(grads, self.model.concave_axes())]
         return Upwind([b for b, _ in split], [f for _, f in split],
-                      [pm > 0 for pm, _ in grads], [pp < 0 for _, pp in grads])
+                      [b != 0 for b, _ in split], [f != 0 for _, f in split])
 
     def eo(self, fn, up, *args):
         """fn(p_b) + fn(p_f) − fn(0) for a function of p, elementwise over lists."""
