@@ -44,6 +44,7 @@ def build_problem(cfg, comm=None):
     g = cfg["grid"]
     try:
         model = create_model(cfg["model"]["name"], len(g["n"]), **params)
+        model.set_horizon(cfg["time"]["T"])
     except ModelError as e:
         raise ConfigError(str(e)) from None
     try:
@@ -69,8 +70,18 @@ def _check_memory(grid, nt):
                           f"more than this machine's {total / 2**30:.0f} GiB")
 
 
+def population_problems(problem):
+    """One problem per population of the model (the given one is population 1)."""
+    return [problem] + [MFGProblem(problem.grid, problem.model, problem.T, problem.nt, population=k)
+                        for k in range(1, problem.model.populations)]
+
+
 def build_solver(problem, cfg, verbose=True, history=None, on_state=None):
     s = cfg["solver"]
+    populations = problem.model.populations
+    if populations > 1 and s["coupling"] != "picard":
+        raise ConfigError(f"solver.coupling: model '{problem.model.name}' with {populations} populations "
+                          "is solved by Picard only (coupling = \"picard\")")
     history = history or HistoryMonitor()
     monitors = [check_finite, MassMonitor(s["mass_tolerance"]), history]
     if verbose:
@@ -82,7 +93,7 @@ def build_solver(problem, cfg, verbose=True, history=None, on_state=None):
                                     mass_tol=s["mass_tolerance"], monitors=monitors, on_state=on_state,
                                     linear=_newton_linear(s["newton_linear"], problem.grid.dim))
         else:
-            solver = PicardSolver(problem, damping=s["damping"], tol=s["tolerance"],
+            solver = PicardSolver(population_problems(problem), damping=s["damping"], tol=s["tolerance"],
                                   max_iterations=s["max_iterations"], monitors=monitors, on_state=on_state)
     except ValueError as e:
         raise ConfigError(str(e)) from None
@@ -140,26 +151,42 @@ def _try_mkdir(parent):
     return None
 
 
+def _fields(model, u, m, h):
+    """u, m and the model's feedback fields (from centred differences of u), whole; with
+    several populations every name gets the suffix _pop<k>."""
+    us, ms = (u, m) if model.populations > 1 else (u[None], m[None])
+    fields = {}
+    for k, (uk, mk) in enumerate(zip(us, ms)):
+        tag = f"_pop{k + 1}" if model.populations > 1 else ""
+        grad = [np.gradient(uk, h[d], axis=d + 1) if uk.shape[d + 1] > 1 else np.zeros_like(uk)
+                for d in range(len(h))]
+        fields.update({"u" + tag: uk, "m" + tag: mk})
+        fields.update({name + tag: value for name, value in model.feedbacks(grad).items()})
+    return fields
+
+
 def write_solution(solution, cfg, path, history):
     """Gather u, m to rank 0 and write the HDF5 file (complete or absent)."""
     pb = solution.problem
     grid = pb.grid
     peak_mb = grid.comm.allreduce(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, op=MPI.MAX)
-    fields = {"u": grid.gather(solution.u), "m": grid.gather(solution.m)}
+    u, m = grid.gather(solution.u), grid.gather(solution.m)
     if grid.rank != 0:
         return
+    fields = _fields(pb.model, u, m, grid.h)
     axes = {name: grid.coordinates(d) for d, name in enumerate(grid.names)}
     attrs = {"model": pb.model.name, "config": cfg, "version": __version__,
              "status": solution.status, "converged": int(solution.converged),
              "iterations": solution.iterations, "mpi_ranks": grid.comm.Get_size(),
-             "peak_memory_mb": peak_mb, **solution.stats}
+             "peak_memory_mb": peak_mb, "notes": "\n".join(pb.model.notes()), **solution.stats}
     extra = {**(_closed_form(pb, axes) or {}), "mesh": {"points": mesh_points(axes)}}
     write_result(path, axes=axes, t=pb.t, fields=fields, attrs=attrs, history=history.arrays(), extra=extra)
     write_xdmf(path, axes, pb.t, fields)
 
 
 def _closed_form(pb, axes):
-    """The model's closed form on the grid, stored beside the solution where one exists."""
+    """The model's closed form on the grid, stored beside the solution where one exists
+    (u, m, and where the closed form has them, the feedbacks and the mean path)."""
     try:
         cf = pb.model.closed_form(pb.T)
     except (ValueError, RuntimeError, ArithmeticError):  # no closed form here; the solution stands
@@ -167,8 +194,18 @@ def _closed_form(pb, axes):
     if cf is None:
         return None
     x = np.meshgrid(*axes.values(), indexing="ij", sparse=True)
-    return {"closed_form": {"u": np.array([cf.u(t, *x) for t in pb.t]),
-                            "m": np.array([cf.m(t, *x) for t in pb.t])}}
+    out, P = {}, pb.model.populations
+    for k in range(P):
+        tag, kw = (f"_pop{k + 1}", {"population": k}) if P > 1 else ("", {})
+        out["u" + tag] = np.array([cf.u(t, *x, **kw) for t in pb.t])
+        out["m" + tag] = np.array([cf.m(t, *x, **kw) for t in pb.t])
+        if hasattr(cf, "feedbacks"):
+            levels = [cf.feedbacks(t, *x, **kw) for t in pb.t]
+            out.update({name + tag: np.array([np.broadcast_to(f[name], out["u" + tag].shape[1:]) for f in levels])
+                        for name in levels[0]})
+    if hasattr(cf, "feedbacks"):
+        out["mean"] = np.array([[cf.mean(t, k) for k in range(P)] for t in pb.t])
+    return {"closed_form": out}
 
 
 def unconverged_path(path):
@@ -187,6 +224,9 @@ def run(cfg, out, verbose=True, restart=None):
     history = HistoryMonitor(state["history"] if state else None)
     checkpointer = Checkpointer(problem, cfg, checkpoint_path(out, cfg), history)
     solver, history = build_solver(problem, cfg, verbose, history, on_state=checkpointer)
+    if verbose and problem.grid.rank == 0:
+        for line in problem.model.notes():
+            print(f"note: {line}", flush=True)
     with np.errstate(all="ignore"):  # non-finite values are caught by the monitors, not warned about
         solution = solver.solve(state)
     target = out if solution.converged else unconverged_path(out)

@@ -14,6 +14,7 @@ import pytest
 from conftest import RUNS, mfgpde
 
 RUN1D = RUNS / "lq_mfg_1d.toml"
+DESIGNER = (RUNS / "robust_designer_scalar.toml").read_text()
 SMALL = ["--set", "grid.n=[40]", "--set", "time.nt=10"]
 NOPLOTS = ["--set", "output.plots=false"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -114,6 +115,24 @@ BAD = {
     "picard-iterations-zero": ({"sets": ["solver.picard_iterations=0"]}, ["solver.picard_iterations"]),
     "single-dash-output": ({"argv": ["-output", "y.h5"]}, ["--output"]),
     "petsc-bad-type": ({"argv": ["-fp_ksp_type", "nonsense"]}, ["petsc"]),
+    # the robust designer game (runs/robust_designer_scalar.toml): an ill-posed horizon and bad parameters
+    "designer-beyond-conjugate-time": ({"text": DESIGNER, "sets": ["model.Gamma=0.5"]},
+                                       ["time.T: 1 is beyond the conjugate time 0.785398"]),
+    "designer-R-not-positive": ({"text": DESIGNER, "sets": ["model.R=-1.0"]}, ["model.R"]),
+    "designer-Gamma-wrong-shape": ({"text": DESIGNER, "sets": ["model.Gamma=[[1.0, 0.0], [0.0, 1.0]]"]},
+                                   ["model.Gamma"]),
+    "designer-Q-not-symmetric": ({"text": DESIGNER.replace('players = 1', 'players = 2'),
+                                  "sets": ["grid.n=[4,4,4]", "grid.lower=[-1.0,-1.0,-1.0]", "grid.upper=[1.0,1.0,1.0]",
+                                           "model.Q=[[1.0,0.5,0.0],[0.0,1.0,0.0],[0.0,0.0,1.0]]"]}, ["model.Q"]),
+    "designer-players-mismatch": ({"text": DESIGNER, "sets": ["model.players=2"]}, ["model.players"]),
+    "designer-graph-unknown": ({"text": DESIGNER, "sets": ["model.graph='star'", "model.populations=3"]},
+                               ["model.graph"]),
+    "designer-graph-self-loop": ({"text": DESIGNER, "sets": ["model.graph=[[1], [1]]"]}, ["model.graph"]),
+    "designer-mu0-per-population": ({"text": DESIGNER, "sets": ["model.graph='chain'", "model.populations=3",
+                                                               "model.mu0=[0.0, 1.0]"]}, ["model.mu0"]),
+    "designer-newton-populations": ({"text": DESIGNER, "sets": ["model.graph='ring'", "model.populations=3",
+                                                               "solver.coupling='newton'"]}, ["solver.coupling"]),
+    "designer-tracking": ({"text": DESIGNER, "sets": ["model.tracking='median'"]}, ["model.tracking"]),
 }
 
 

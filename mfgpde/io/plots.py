@@ -53,7 +53,10 @@ def plot_result(path, outdir=None, times=None) -> list[Path]:
     ks = _time_indices(t, times)
     out: list[Path] = []
 
-    if len(names) == 1:
+    populations = sorted(int(k[5:]) for k in res.fields if k.startswith("m_pop"))
+    if populations:
+        _populations(res, populations, names, t, ks, model, stem, plt, out)
+    elif len(names) == 1:
         x, xn = res.axes[names[0]], names[0]
         if "m" in res.fields:
             fig, ax = plt.subplots(figsize=(6, 4.5), constrained_layout=True)
@@ -90,6 +93,12 @@ def plot_result(path, outdir=None, times=None) -> list[Path]:
 
     keys = _residual_keys(res.history)
     if keys:
+        _history(res, keys, model, stem, plt, matplotlib, out)
+    return out
+
+
+def _history(res, keys, model, stem, plt, matplotlib, out):
+    if keys:
         fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
         for k in keys:
             h = np.asarray(res.history[k], dtype=float)
@@ -100,4 +109,29 @@ def plot_result(path, outdir=None, times=None) -> list[Path]:
         ax.set(xlabel="iteration", ylabel="residual", title=f"{model}: convergence")
         ax.legend(fontsize="small")
         _save(fig, plt, Path(f"{stem}_history.png"), out)
-    return out
+
+
+def _populations(res, populations, names, t, ks, model, stem, plt, out):
+    """Several populations: the mean of each over time, one panel per axis (consensus shows
+    as the curves meeting), and the densities at the chosen times (1-D: curves; else the
+    first two axes through the middle of the others)."""
+    axes = [np.asarray(res.axes[n]) for n in names]
+    grids = np.meshgrid(*axes, indexing="ij", sparse=True)
+    vol = float(np.prod([a[1] - a[0] if a.size > 1 else 1.0 for a in axes]))
+    fig, axs = plt.subplots(1, len(names), figsize=(5 * len(names), 3.8), constrained_layout=True, squeeze=False)
+    for k in populations:
+        m = np.asarray(res.fields[f"m_pop{k}"])
+        for d, ax in enumerate(axs[0]):
+            ax.plot(t, np.sum(m * grids[d], axis=tuple(range(1, m.ndim))) * vol, label=f"population {k}")
+    for d, ax in enumerate(axs[0]):
+        ax.set(xlabel="t", ylabel=f"mean {names[d]}", title=f"{model}: means of the populations")
+        ax.legend(fontsize="small")
+    _save(fig, plt, Path(f"{stem}_means.png"), out)
+    fig, axs = plt.subplots(1, len(ks), figsize=(4.5 * len(ks), 3.8), constrained_layout=True, squeeze=False)
+    mid = tuple(len(a) // 2 for a in axes[1:])
+    for ax, i in zip(axs[0], ks):
+        for k in populations:
+            ax.plot(axes[0], np.asarray(res.fields[f"m_pop{k}"])[(i, slice(None)) + mid], label=f"population {k}")
+        ax.set(xlabel=names[0], ylabel="m", title=f"{model}: densities at t = {t[i]:.3g}")
+        ax.legend(fontsize="small")
+    _save(fig, plt, Path(f"{stem}_densities.png"), out)

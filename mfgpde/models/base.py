@@ -99,10 +99,14 @@ class MFGModel:
         """Per axis, True where H is concave in p_d (maximum at 0) rather than convex."""
         return [False] * self.dim
 
-    def check_horizon(self, T):
-        """Raise ModelError (naming time.T) when the game is ill-posed on [0, T]."""
+    T = None
 
-    def notes(self, T):
+    def set_horizon(self, T):
+        """Called once with the horizon before solving; raise ModelError (naming time.T)
+        when the game is ill-posed on [0, T]."""
+        self.T = float(T)
+
+    def notes(self):
         """Lines worth telling the user about this model on [0, T] (printed, and stored)."""
         return []
 

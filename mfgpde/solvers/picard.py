@@ -2,7 +2,9 @@
 
     u^{k+1} = HJB(m^k),  m̃ = FP(u^{k+1}; m^k),  m^{k+1} = (1 − θ) m^k + θ m̃,
 
-stopped when the relative sup-changes of u and m are both below `tol`.
+stopped when the relative sup-changes of u and m are both below `tol`.  A model of several
+populations gets one problem each; every iteration sweeps all of them against the means
+of the previous iterate, and u, m carry a leading population axis.
 """
 import time
 from dataclasses import dataclass, field
@@ -34,33 +36,49 @@ def relative_change(grid, new, old):
 
 class PicardSolver:
     def __init__(self, problem, damping=0.5, tol=1e-8, max_iterations=200, monitors=(), on_state=None):
-        """on_state(k, u, m): called after every iteration with the state a restart needs
+        """problem: an MFGProblem, or a list of them (one per population, one grid).
+        on_state(k, u, m): called after every iteration with the state a restart needs
         (u of iteration k and the damped density the next iteration starts from)."""
         if not 0 < damping <= 1:
             raise ValueError("solver.damping: must be in (0, 1]")
-        self.problem, self.damping, self.tol, self.max_iterations = problem, damping, tol, max_iterations
+        self.problems = list(problem) if isinstance(problem, (list, tuple)) else [problem]
+        self.problem = self.problems[0]
+        self.damping, self.tol, self.max_iterations = damping, tol, max_iterations
         self.monitors, self.on_state = list(monitors), on_state
-        self.hjb, self.fp = HJBSolver(problem), FPSolver(problem)
+        self.hjbs, self.fps = [HJBSolver(pb) for pb in self.problems], [FPSolver(pb) for pb in self.problems]
+        self.hjb, self.fp = self.hjbs[0], self.fps[0]
+
+    def _share_means(self, m):
+        """Tell every population's problem the means of all populations at every level."""
+        if len(self.problems) > 1:
+            grid = self.problem.grid
+            means = np.stack([grid.integrate(m * xd) for xd in self.problem.x], axis=-1).swapaxes(0, 1)
+            for pb in self.problems:
+                pb.means = means
 
     def solve(self, state=None):
         """From m = m0 at every time, or from a saved state {iteration, u, m} (owned blocks)."""
-        pb, grid = self.problem, self.problem.grid
-        shape = (pb.nt + 1,) + grid.owned_shape
-        m0 = pb.initial_density()
-        m = np.broadcast_to(m0, shape).copy() if state is None else state["m"].copy()
-        u = np.zeros(shape) if state is None else state["u"].copy()
+        pb, grid, P = self.problem, self.problem.grid, len(self.problems)
+        shape = (P, pb.nt + 1) + grid.owned_shape
+        m0 = np.stack([p.initial_density() for p in self.problems])
+        m = np.broadcast_to(m0[:, None], shape).copy() if state is None else state["m"].reshape(shape).copy()
+        u = np.zeros(shape) if state is None else state["u"].reshape(shape).copy()
         first = 1 if state is None else state["iteration"] + 1
         u_old, m_new = np.zeros(shape), m.copy()
         start, converged, k = time.perf_counter(), False, first - 1
         du = dm = float("nan")
+        squeeze = (lambda a: a[0]) if P == 1 else (lambda a: a)  # noqa: E731
         for k in range(first, self.max_iterations + 1):
             u_old[:] = u
+            self._share_means(m)
             try:
-                self.hjb.solve(m, u, warm=k > 1)
-                m_new[0] = m0
-                self.fp.solve(u, m, m_new)
+                for i, (hjb, fp) in enumerate(zip(self.hjbs, self.fps)):
+                    hjb.solve(m[i], u[i], warm=k > 1)
+                    m_new[i, 0] = m0[i]
+                    fp.solve(u[i], m[i], m_new[i])
             except SolverError as e:
-                raise SolverError(f"Picard iteration {k}: {e}") from None
+                where = f", population {i + 1}" if P > 1 else ""
+                raise SolverError(f"Picard iteration {k}{where}: {e}") from None
             du, dm = relative_change(grid, u, u_old), relative_change(grid, m_new, m)
             info = self._info(k, du, dm, u, m_new, start)
             m = (1 - self.damping) * m + self.damping * m_new
@@ -70,19 +88,20 @@ class PicardSolver:
                 converged = True
                 break
             if self.on_state is not None:
-                self.on_state(k, u, m)
+                self.on_state(k, squeeze(u), squeeze(m))
         status = (f"converged in {k} Picard iterations" if converged else
                   f"not converged: {k} Picard iterations, |du| {du:.2e}, |dm| {dm:.2e} > tol {self.tol:.0e}")
-        stats = {"hjb_newton_iterations": self.hjb.newton_iterations,
-                 "hjb_linear_iterations": self.hjb.linear_iterations,
-                 "fp_linear_iterations": self.fp.linear_iterations,
-                 "fp_solves": self.fp.solves,
+        total = lambda solvers, name: sum(getattr(s, name) for s in solvers)  # noqa: E731
+        stats = {"hjb_newton_iterations": total(self.hjbs, "newton_iterations"),
+                 "hjb_linear_iterations": total(self.hjbs, "linear_iterations"),
+                 "fp_linear_iterations": total(self.fps, "linear_iterations"),
+                 "fp_solves": total(self.fps, "solves"),
                  "wall_time": time.perf_counter() - start}
-        return Solution(pb, u, m_new, converged, k, status, stats)
+        return Solution(pb, squeeze(u), squeeze(m_new), converged, k, status, stats)
 
     def _info(self, k, du, dm, u, m_new, start):
         grid = self.problem.grid
         masses = grid.integrate(m_new)
         finite = grid.comm.allreduce(bool(np.isfinite(m_new).all() and np.isfinite(u).all()), op=MPI.LAND)
-        return IterationInfo(k, du, dm, float(np.max(np.abs(masses - masses[0]))),
+        return IterationInfo(k, du, dm, float(np.max(np.abs(masses - masses[..., :1]))),
                              -grid.max_abs(np.minimum(m_new, 0.0)), time.perf_counter() - start, finite)

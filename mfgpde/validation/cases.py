@@ -13,6 +13,16 @@ CASES = {
     "lq_mfg_2d": {"model": {**LQ_MODEL, "mu0": [0.5, -0.4]},
                   "grid": {"lower": [-1.5, -2.4], "upper": [2.5, 1.6]},
                   "resolutions": [(32, 8), (64, 16), (128, 32)]},
+    # the scalar designer game (Theorem 1): the mean stays at mu0
+    "robust_scalar": {"model": {"name": "robust_designer", "mu0": 0.3, "s0": 0.25, "sigma": 0.3, "Gamma": 4.0},
+                      "grid": {"lower": [-1.2], "upper": [1.8]},
+                      "resolutions": [(100, 50), (200, 100), (400, 200)]},
+    # five populations on a chain (Theorem 3): consensus of the means
+    "robust_chain": {"model": {"name": "robust_designer", "graph": "chain", "populations": 5,
+                               "mu0": [-1.0, -0.5, 0.0, 0.5, 1.0], "s0": 0.2, "sigma": 0.3,
+                               "Q": 4.0, "Gamma": 4.0},
+                     "grid": {"lower": [-2.0], "upper": [2.0]}, "T": 2.0, "damping": 0.5,
+                     "resolutions": [(50, 25), (100, 50), (200, 100)]},
 }
 MIN_ORDER = 0.8
 
@@ -22,8 +32,8 @@ def case_config(case, n, nt):
     dim = len(c["grid"]["lower"])
     return validate({"model": copy.deepcopy(c["model"]),
                      "grid": {**c["grid"], "n": [n] * dim},
-                     "time": {"T": 1.0, "nt": nt},
-                     "solver": {"tolerance": 1e-9, "damping": 1.0}})
+                     "time": {"T": c.get("T", 1.0), "nt": nt},
+                     "solver": {"tolerance": 1e-9, "damping": c.get("damping", 1.0), "max_iterations": 500}})
 
 
 def convergence_study(case):
@@ -39,16 +49,17 @@ def convergence_study(case):
         errors = closed_form_errors(solution, problem.model.closed_form(problem.T))
         rows.append({"n": n, "nt": nt, "h": max(problem.grid.h), **errors})
     h = [r["h"] for r in rows]
-    orders = {q: observed_orders(h, [r[q] for r in rows]) for q in QUANTITIES}
+    orders = {q: observed_orders(h, [r[q] for r in rows]) for q in QUANTITIES + ("feedback",) if q in rows[0]}
     return rows, orders
 
 
 def format_table(case, rows, orders):
-    head = f"{case:<12}{'n':>6}{'nt':>6}" + "".join(f"{'err ' + q:>12}{'order':>7}" for q in QUANTITIES)
+    quantities = list(orders)
+    head = f"{case:<14}{'n':>6}{'nt':>6}" + "".join(f"{'err ' + q:>13}{'order':>7}" for q in quantities)
     lines = [head, "-" * len(head)]
     for k, r in enumerate(rows):
-        cells = "".join(f"{r[q]:12.3e}" + (f"{orders[q][k - 1]:7.2f}" if k else f"{'':>7}") for q in QUANTITIES)
-        lines.append(f"{'':<12}{r['n']:>6}{r['nt']:>6}" + cells)
+        cells = "".join(f"{r[q]:13.3e}" + (f"{orders[q][k - 1]:7.2f}" if k else f"{'':>7}") for q in quantities)
+        lines.append(f"{'':<14}{r['n']:>6}{r['nt']:>6}" + cells)
     return "\n".join(lines)
 
 
