@@ -233,3 +233,36 @@ class RobustDesignerClosedForm:
             y = sol(self.T - t)
             return y[:-1].reshape(2 * q, 2 * q), y[-1]
         return at
+
+
+class GridClosedForm:
+    """The closed form on the grid's coordinates y (x = V y): u, m, the mean and the
+    feedbacks, per population."""
+
+    def __init__(self, cf, V):
+        self.cf, self.V = cf, V
+
+    def _x(self, y):
+        return tuple(sum(self.V[i, k] * y[k] for k in range(len(y))) for i in range(len(y)))
+
+    def u(self, t, *y, population=0):
+        return self.cf.value(t, self._x(y), population)
+
+    def m(self, t, *y, population=0):
+        return self.cf.density(t, self._x(y), population)
+
+    def mean(self, t, population=0):
+        """The mean in grid coordinates."""
+        return self.V.T @ self.cf.mean(t, population)
+
+    def var(self, t, population=0):
+        """Per-axis variances in grid coordinates, (q, len(t)) for an array of times."""
+        times = np.atleast_1d(t)
+        out = np.array([np.diag(self.V.T @ self.cf.covariance(s) @ self.V) for s in times]).T
+        return out if np.ndim(t) else out[:, 0]
+
+    def feedbacks(self, t, *y, population=0):
+        u, w = self.cf.feedbacks(t, self._x(y), population)
+        out = {f"allocation_{j + 1}": v for j, v in enumerate(u)}
+        out.update({f"disturbance_{i + 1}": v for i, v in enumerate(w)})
+        return out
