@@ -33,11 +33,11 @@ def _iteration(ckpt):
         return 0
 
 
-def _kill_at(out, iteration, nproc=None, sig=signal.SIGKILL):
+def _kill_at(out, iteration, nproc=None, sig=signal.SIGKILL, study=STUDY):
     """Start the study with a checkpoint every iteration; signal it once the checkpoint
     holds `iteration`.  Returns (Popen after exit, checkpoint path)."""
     ckpt = out.with_name(out.stem + ".ckpt.h5")
-    proc = mfgpde_background("run", *STUDY, "--set", "output.checkpoint_every=1", "-o", out, nproc=nproc)
+    proc = mfgpde_background("run", *study, "--set", "output.checkpoint_every=1", "-o", out, nproc=nproc)
     deadline = time.monotonic() + 240
     while _iteration(ckpt) < iteration:
         assert proc.poll() is None, "the run ended before the kill point: " + proc.stderr.read()
@@ -95,6 +95,31 @@ def test_sigterm_writes_a_checkpoint_and_stops(tmp_path, reference):
     done = mfgpde("run", *STUDY, "--restart", ckpt, "-o", out)
     assert done.returncode == 0, done.stderr
     _assert_same(out, reference)
+
+
+NEWTON = [RUNS / "congestion_1d.toml", "--set", "grid.n=[400]", "--set", "time.nt=200",
+          "--set", "output.plots=false", "--set", "solver.coupling='newton'"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_newton_iterates_are_checkpointed_and_resumed(sig, tmp_path):
+    """A kill during Newton (after 1 Picard iteration, at Newton iterate 2) loses nothing:
+    the restart goes on with Newton from the saved iterate to the same solution."""
+    ref = tmp_path / "ref.h5"
+    assert mfgpde("run", *NEWTON, "-o", ref).returncode == 0
+    out = tmp_path / "run.h5"
+    proc, ckpt = _kill_at(out, 3, sig=sig, study=NEWTON)
+    assert proc.returncode == (143 if sig == signal.SIGTERM else -signal.SIGKILL), proc.stderr.read()
+    saved = tmp_path / "saved.ckpt.h5"
+    shutil.copy(ckpt, saved)
+    assert _iteration(saved) >= 3
+    done = mfgpde("run", *NEWTON, "--restart", saved, "-o", out)
+    assert done.returncode == 0, done.stderr
+    assert "newton    1" in done.stdout and "picard" not in done.stdout  # resumed inside Newton
+    with h5py.File(ref) as a, h5py.File(out) as b:
+        assert a.attrs["status"] == b.attrs["status"]
+        for k in ("u", "m"):
+            assert np.max(np.abs(a["solution"][k][()] - b["solution"][k][()])) < 1e-12
 
 
 @pytest.fixture(scope="module")

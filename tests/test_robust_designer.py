@@ -24,6 +24,13 @@ def test_scalar_game_converges_at_first_order_and_keeps_its_mean():
     assert max(r["mean"] for r in rows) < 1e-9, [r["mean"] for r in rows]
 
 
+def test_indefinite_scalar_game_converges_at_first_order():
+    """M < 0: the concave Engquist–Osher orientation converges to the Riccati solution."""
+    rows, orders = convergence_study("robust_indefinite")
+    for q in ("u0", "mT", "var", "feedback"):
+        assert min(orders[q]) >= 0.85, (q, orders[q])
+
+
 def _solve(model, n, nt, T, damping=0.5):
     cfg = validate({"model": model, "grid": {"lower": [-2.0], "upper": [2.0], "n": [n]},
                     "time": {"T": T, "nt": nt},

@@ -41,23 +41,28 @@ class NewtonCoupling:
         self.picard = PicardSolver(problem, damping=damping, tol=0.0, max_iterations=picard_iterations,
                                    monitors=monitors, on_state=on_state)
         self.newton = NewtonSolver(problem, tol=tol, max_iterations=max_iterations, monitors=monitors,
-                                   linear=linear)
+                                   linear=linear, on_state=on_state)
 
     def solve(self, state=None):
-        """Newton after the Picard hand-over (resumed from a saved Picard state if given)."""
+        """Newton after the Picard hand-over, or resumed from a saved state: a Picard one
+        finishes the hand-over, a Newton one (iteration beyond picard_iterations) goes on
+        with Newton from that iterate."""
         pb, grid = self.problem, self.problem.grid
         start = time.perf_counter()
-        warm = self.picard.solve(state)
+        warm = self.picard.solve(state)  # a Newton state comes back unchanged
+        self.newton.offset = warm.iterations
         u, m_newton, converged, its, reason = self.newton.solve(warm.u, warm.m)
+        its += warm.iterations - min(warm.iterations, self.picard.max_iterations)
         m = np.empty_like(m_newton)
         m[0] = m_newton[0]
         self.picard.fp.solve(u, m_newton, m)
         drift = float(np.max(np.abs(grid.integrate(m) - grid.integrate(m[0]))))
         if converged and drift > self.mass_tol:
             raise SolverError(f"mass drifted by {drift:.2e} after Newton")
-        status = (f"converged in {its} Newton iterations after {warm.iterations} Picard" if converged else
+        picard_its = min(warm.iterations, self.picard.max_iterations)
+        status = (f"converged in {its} Newton iterations after {picard_its} Picard" if converged else
                   f"not converged: Newton stopped after {its} iterations (SNES reason {reason})")
         stats = {**warm.stats, "newton_iterations": its,
                  "newton_linear_iterations": self.newton.snes.getLinearSolveIterations(),
                  "wall_time": time.perf_counter() - start}
-        return Solution(pb, u, m, converged, warm.iterations + its, status, stats)
+        return Solution(pb, u, m, converged, picard_its + its, status, stats)

@@ -37,10 +37,11 @@ def _default_options(table):
 
 
 class NewtonSolver:
-    def __init__(self, problem, tol=1e-10, max_iterations=30, monitors=(), linear="direct"):
+    def __init__(self, problem, tol=1e-10, max_iterations=30, monitors=(), linear="direct", on_state=None):
         """linear: "direct" (MUMPS on the whole Jacobian) or "fieldsplit" (FGMRES with block
-        Gauss–Seidel over the fields u, m, mean, each u and m block factored by MUMPS)."""
-        self.problem, self.monitors = problem, list(monitors)
+        Gauss–Seidel over the fields u, m, mean, each u and m block factored by MUMPS).
+        on_state(offset + k, u, m) after every Newton iterate k (for checkpoints)."""
+        self.problem, self.monitors, self.on_state, self.offset = problem, list(monitors), on_state, 0
         grid, model = problem.grid, problem.model
         self.layout = lay = SpaceTimeLayout(problem, model.couples_through_mean)
         self.m0 = problem.initial_density()
@@ -216,6 +217,9 @@ class NewtonSolver:
                              kind="newton", linear_iterations=snes.getLinearSolveIterations())
         for monitor in self.monitors:
             monitor(info)
+        if its > 0 and self.on_state is not None:
+            u, m, _ = self._levels(snes.getSolution())
+            self.on_state(self.offset + its, np.array(u), np.array(m))
 
     def solve(self, u_guess, m_guess):
         """Newton from the paths u_guess, m_guess (nt+1, *owned); returns (u, m, converged, its)."""

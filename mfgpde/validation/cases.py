@@ -17,6 +17,11 @@ CASES = {
     "robust_scalar": {"model": {"name": "robust_designer", "mu0": 0.3, "s0": 0.25, "sigma": 0.3, "Gamma": 4.0},
                       "grid": {"lower": [-1.2], "upper": [1.8]},
                       "resolutions": [(100, 50), (200, 100), (400, 200)]},
+    # M = 1 − 1/0.5 = −1 < 0: an adversary's (concave) axis, conjugate time π/4 > T; the box
+    # is wide because the drift pushes the excess outwards
+    "robust_indefinite": {"model": {"name": "robust_designer", "mu0": 0.3, "s0": 0.25, "sigma": 0.3, "Gamma": 0.5},
+                          "grid": {"lower": [-2.7], "upper": [3.3]}, "T": 0.5, "damping": 0.5,
+                          "resolutions": [(100, 50), (200, 100), (400, 200)]},
     # five populations on a chain (Theorem 3): consensus of the means
     "robust_chain": {"model": {"name": "robust_designer", "graph": "chain", "populations": 5,
                                "mu0": [-1.0, -0.5, 0.0, 0.5, 1.0], "s0": 0.2, "sigma": 0.3,
