@@ -15,6 +15,7 @@ from conftest import RUNS, mfgpde
 
 RUN1D = RUNS / "lq_mfg_1d.toml"
 DESIGNER = (RUNS / "robust_designer_scalar.toml").read_text()
+CONGESTION = (RUNS / "congestion_1d.toml").read_text()
 SMALL = ["--set", "grid.n=[40]", "--set", "time.nt=10"]
 NOPLOTS = ["--set", "output.plots=false"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -115,6 +116,8 @@ BAD = {
     "picard-iterations-zero": ({"sets": ["solver.picard_iterations=0"]}, ["solver.picard_iterations"]),
     "single-dash-output": ({"argv": ["-output", "y.h5"]}, ["--output"]),
     "petsc-bad-type": ({"argv": ["-fp_ksp_type", "nonsense"]}, ["petsc"]),
+    "congestion-alpha-zero": ({"text": CONGESTION, "sets": ["model.alpha=0.0"]}, ["model.alpha"]),
+    "congestion-unknown-coupling": ({"text": CONGESTION, "sets": ["model.coupling='quadratic'"]}, ["model.coupling"]),
     # the robust designer game (runs/robust_designer_scalar.toml): an ill-posed horizon and bad parameters
     "designer-beyond-conjugate-time": ({"text": DESIGNER, "sets": ["model.Gamma=0.5"]},
                                        ["time.T: 1 is beyond the conjugate time 0.785398"]),
