@@ -100,9 +100,10 @@ class RobustDesigner(MFGModel):
             return nbs
         if g not in GRAPHS:
             raise ModelError(f"model.graph: one of {', '.join(GRAPHS)} or a list of neighbour lists, got {g!r}")
-        if (g == "none") != (p == 1):
-            raise ModelError("model.populations: 1 without a graph, at least 2 with one" if p > 1 or g == "none"
-                             else f"model.graph: {g!r} needs model.populations >= 2")
+        if g == "none" and p > 1:
+            raise ModelError(f"model.populations: {p} populations need a model.graph")
+        if g != "none" and p < 2:
+            raise ModelError(f"model.graph: {g!r} needs model.populations >= 2")
         if g == "none":
             return [[0]]
         if g == "chain":
