@@ -1,4 +1,5 @@
 """Structured grids: geometry, boundary rules, distribution over MPI ranks."""
 from .box import BOUNDARIES, PERIODIC, REFLECTING, Grid
+from .simplex import SimplexGrid
 
-__all__ = ["Grid", "BOUNDARIES", "PERIODIC", "REFLECTING"]
+__all__ = ["Grid", "SimplexGrid", "BOUNDARIES", "PERIODIC", "REFLECTING"]
