@@ -132,8 +132,14 @@ def _run(args):
         cfg = load(args.runfile, args.set)
         out = pathlib.Path(args.output or cfg["output"]["file"] or f"out/{pathlib.Path(args.runfile).stem}.h5")
         cfg["output"]["file"] = str(out)
-        apply_petsc_options(cfg["petsc"])
-        solution, written = run(cfg, out, restart=args.restart)
+        if "petsc" not in cfg:  # a discrete-time Stackelberg game: the master equation
+            from .master_runner import run_master
+            if args.restart:
+                raise ConfigError("--restart: the master equation is not checkpointed")
+            solution, written = run_master(cfg, out)
+        else:
+            apply_petsc_options(cfg["petsc"])
+            solution, written = run(cfg, out, restart=args.restart)
     except ConfigError as e:
         _fail(str(e))
     except Interrupted as e:
@@ -149,7 +155,7 @@ def _run(args):
         print(f"mfgpde: {solution.status}; wrote {written}")
         if cfg["output"]["plots"]:
             from .io import plot_result
-            for png in plot_result(written, times=cfg["output"]["plot_times"]):
+            for png in plot_result(written, times=cfg["output"].get("plot_times")):
                 print(f"mfgpde: wrote {png}")
     return 0
 

@@ -63,7 +63,20 @@ def load(path, overrides=()):
     return validate(data)
 
 
+# discrete-time Stackelberg games (the master equation over the simplex of population states)
+DISCRETE_DEFAULTS = {
+    "model": {},
+    "grid": {"n": 50},
+    "time": {"T": "infinite", "steps": 20, "z1": None},
+    "solver": {"leader": "optimistic", "leader_points": 41, "tolerance": 1e-9, "max_iterations": 2000},
+    "output": {"file": None, "plots": False},
+}
+
+
 def validate(data):
+    from .models.discrete import discrete_models
+    if isinstance(data.get("model"), dict) and data["model"].get("name") in discrete_models():
+        return _validate_discrete(data)
     unknown = sorted(set(data) - set(DEFAULTS))
     if unknown:
         raise ConfigError(f"[{unknown[0]}]: unknown section (known: {', '.join(DEFAULTS)})")
@@ -174,3 +187,44 @@ def _check_output(o):
     times = o["plot_times"]
     if times is not None and (not isinstance(times, list) or not times or not all(_is_number(v) for v in times)):
         raise ConfigError(f"output.plot_times: must be a non-empty list of times, got {times!r}")
+
+
+def _validate_discrete(data):
+    """[model], [grid] n (points per edge of the simplex), [time] T (steps, or "infinite" for
+    the stationary master value), steps (of the forward path when infinite), z1 (the initial
+    population state), [solver] leader (optimistic | pessimistic), leader_points,
+    tolerance, max_iterations, [output] file, plots."""
+    unknown = sorted(set(data) - set(DISCRETE_DEFAULTS))
+    if unknown:
+        raise ConfigError(f"[{unknown[0]}]: unknown section for a discrete-time game "
+                          f"(known: {', '.join(DISCRETE_DEFAULTS)})")
+    cfg = {}
+    for section, defaults in DISCRETE_DEFAULTS.items():
+        given = data.get(section, {})
+        if not isinstance(given, dict):
+            raise ConfigError(f"[{section}]: must be a table")
+        extra = sorted(set(given) - set(defaults)) if section != "model" else []
+        if extra:
+            raise ConfigError(f"{section}.{extra[0]}: unknown key (known: {', '.join(sorted(defaults))})")
+        cfg[section] = {**defaults, **given}
+    n, t, s = cfg["grid"]["n"], cfg["time"], cfg["solver"]
+    if not _is_int(n) or not 1 <= n <= 100000:
+        raise ConfigError(f"grid.n: points per edge of the simplex, an integer >= 1, got {n!r}")
+    if t["T"] != "infinite" and (not _is_int(t["T"]) or t["T"] < 1):
+        raise ConfigError(f"time.T: a number of steps >= 1 or \"infinite\", got {t['T']!r}")
+    if not _is_int(t["steps"]) or t["steps"] < 1:
+        raise ConfigError(f"time.steps: a positive integer, got {t['steps']!r}")
+    z1 = t["z1"]
+    if (not isinstance(z1, list) or not all(_is_number(v) and v >= 0 for v in z1)
+            or not math.isclose(sum(z1), 1.0, abs_tol=1e-9)):
+        raise ConfigError(f"time.z1: the initial population state, shares >= 0 summing to 1, got {z1!r}")
+    if s["leader"] not in ("optimistic", "pessimistic"):
+        raise ConfigError(f"solver.leader: optimistic or pessimistic, got {s['leader']!r}")
+    if not _is_int(s["leader_points"]) or s["leader_points"] < 2:
+        raise ConfigError(f"solver.leader_points: an integer >= 2, got {s['leader_points']!r}")
+    if not _is_number(s["tolerance"]) or not s["tolerance"] >= 1e-14:
+        raise ConfigError(f"solver.tolerance: a number >= 1e-14, got {s['tolerance']!r}")
+    if not _is_int(s["max_iterations"]) or s["max_iterations"] < 1:
+        raise ConfigError(f"solver.max_iterations: a positive integer, got {s['max_iterations']!r}")
+    _check_output({**DEFAULTS["output"], **cfg["output"]})
+    return cfg

@@ -54,7 +54,9 @@ def plot_result(path, outdir=None, times=None) -> list[Path]:
     out: list[Path] = []
 
     populations = sorted(int(k[5:]) for k in res.fields if k.startswith("m_pop"))
-    if populations:
+    if res.attrs.get("kind") == "stackelberg":
+        _stackelberg(path, res, names, model, stem, plt, out)
+    elif populations:
         _populations(res, populations, names, t, ks, model, stem, plt, out)
     elif len(names) == 1:
         x, xn = res.axes[names[0]], names[0]
@@ -135,3 +137,41 @@ def _populations(res, populations, names, t, ks, model, stem, plt, out):
         ax.set(xlabel=names[0], ylabel="m", title=f"{model}: densities at t = {t[i]:.3g}")
         ax.legend(fontsize="small")
     _save(fig, plt, Path(f"{stem}_densities.png"), out)
+
+
+def _stackelberg(path, res, names, model, stem, plt, out):
+    """Discrete-time Stackelberg game: the followers' prescriptions γ(a|x) and the leader's
+    action against the population state (first level; two states: against z of the second
+    state, three: coloured on the triangle), and the equilibrium path from z1."""
+    import h5py
+    with h5py.File(path, "r") as f:
+        points, traj = f["simplex/points"][()], {k: f["trajectory"][k][()] for k in f["trajectory"]}
+    policies = [k for k in res.fields if k.startswith("policy_")]
+    fig, axs = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    if points.shape[1] == 2:
+        x = points[:, 1]
+        for k in policies:
+            axs[0].plot(x, res.fields[k][0], label=k.replace("policy_", "γ(").replace("_given_", " | ") + ")")
+        axs[1].plot(x, res.fields["leader_action"][0], "k")
+        for ax in axs:
+            ax.set(xlabel=names[0])
+        axs[0].legend(fontsize="small")
+    else:
+        xy = points[:, 1] + 0.5 * points[:, 2], points[:, 2] * np.sqrt(3) / 2
+        pc = axs[0].scatter(*xy, c=res.fields[policies[-1]][0], s=12)
+        fig.colorbar(pc, ax=axs[0], label=policies[-1])
+        pc = axs[1].scatter(*xy, c=res.fields["leader_action"][0], s=12)
+        fig.colorbar(pc, ax=axs[1], label="leader action")
+    axs[0].set(ylabel="probability", title=f"{model}: followers' prescriptions")
+    axs[1].set(ylabel="leader action", title=f"{model}: leader's action")
+    _save(fig, plt, Path(f"{stem}_policies.png"), out)
+    fig, axs = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    t = np.arange(len(traj["z"]))
+    for i in range(traj["z"].shape[1]):
+        axs[0].plot(t, traj["z"][:, i], marker=".", label=f"z({res.attrs.get('states', [])[i]})"
+                    if res.attrs.get("states") else f"z{i}")
+    axs[0].set(xlabel="t", ylabel="population share", title=f"{model}: equilibrium path")
+    axs[0].legend(fontsize="small")
+    axs[1].step(t[:-1], traj["leader_action"], where="post", color="k")
+    axs[1].set(xlabel="t", ylabel="leader action", title=f"{model}: leader along the path")
+    _save(fig, plt, Path(f"{stem}_path.png"), out)

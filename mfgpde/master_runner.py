@@ -1,0 +1,100 @@
+"""From a resolved configuration of a discrete-time Stackelberg game to a solved, checked
+and written study: the glue behind `mfgpde run` for the master equation."""
+import pathlib
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from mpi4py import MPI
+
+from . import __version__
+from .config import ConfigError
+from .grids import SimplexGrid
+from .io import write_result
+from .models import ModelError
+from .models.discrete import create_discrete
+from .runner import check_writable, unconverged_path
+from .solvers.master import MasterSolver, follower_exploitability, leader_gain
+
+
+@dataclass
+class MasterResult:
+    converged: bool
+    status: str
+    path: dict
+    checks: dict
+
+
+def build(cfg):
+    params = {k: v for k, v in cfg["model"].items() if k != "name"}
+    try:
+        model = create_discrete(cfg["model"]["name"], **params)
+    except ModelError as e:
+        raise ConfigError(str(e)) from None
+    z1 = cfg["time"]["z1"]
+    if len(z1) != len(model.states):
+        raise ConfigError(f"time.z1: one share per follower state {model.states}, got {z1!r}")
+    grid = SimplexGrid(len(model.states), cfg["grid"]["n"])
+    s = cfg["solver"]
+    try:
+        solver = MasterSolver(model, grid, selection=s["leader"], leader_points=s["leader_points"])
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    return model, grid, solver
+
+
+def run_master(cfg, out, verbose=True):
+    """Backward recursion (or the stationary master value), the forward path from z1, the
+    equilibrium checks; written to `out` (or <stem>.unconverged.h5 if not converged)."""
+    out = pathlib.Path(out)
+    model, grid, solver = build(cfg)
+    check_writable(out, grid.comm)
+    T, s = cfg["time"]["T"], cfg["solver"]
+    start = time.perf_counter()
+    zero = (np.zeros((grid.size, len(model.states))), np.zeros(grid.size))
+    if T == "infinite":
+        stage, history, converged = solver.stationary(s["tolerance"], s["max_iterations"])
+        levels, values = [stage], (lambda t: (stage.Vf, stage.Vl))
+        steps, times = cfg["time"]["steps"], np.array([0.0])
+        status = (f"stationary master value in {len(history)} iterations (sup change {history[-1]:.1e})" if converged
+                  else f"not converged: {len(history)} iterations of the master map, sup change "
+                       f"{history[-1]:.1e} > tol {s['tolerance']:.0e}")
+        terminal = lambda z: grid.interpolate(stage.Vf, z[None])[0]  # noqa: E731
+    else:
+        levels = solver.finite(T)
+        values = lambda t: (levels[t + 1].Vf, levels[t + 1].Vl) if t + 1 < T else zero  # noqa: E731
+        history, converged, steps = np.array([]), True, T
+        times = np.arange(1.0, T + 1.0)
+        status = f"solved {T} levels of the master equation"
+        terminal = lambda z: np.zeros(len(model.states))  # noqa: E731
+    path = solver.forward(cfg["time"]["z1"], values, steps)
+    checks = {"follower_exploitability": follower_exploitability(model, path, terminal(path["z"][-1])),
+              "leader_gain": leader_gain(solver, path, values), "wall_time": time.perf_counter() - start}
+    if verbose and grid.comm.Get_rank() == 0:
+        print(f"master: {status}; followers' best deviation gains {checks['follower_exploitability']:.2e}, "
+              f"the leader's best one-step deviation {checks['leader_gain']:.2e}", flush=True)
+    target = out if converged else unconverged_path(out)
+    if grid.comm.Get_rank() == 0:
+        _write(target, cfg, model, grid, levels, times, history, path, checks, status, converged)
+    grid.comm.Barrier()
+    return MasterResult(converged, status, path, checks), target
+
+
+def _write(path, cfg, model, grid, levels, times, history, traj, checks, status, converged):
+    """Fields per level (time first, then the simplex points), the trajectory and checks."""
+    stack = lambda name: np.array([getattr(lv, name) for lv in levels])  # noqa: E731
+    fields = {"V_leader": stack("Vl"), "leader_action": stack("leader"), "equilibria": stack("equilibria")}
+    Vf, policy = stack("Vf"), stack("policy")
+    for i, x in enumerate(model.states):
+        fields[f"V_{x}"] = Vf[:, :, i]
+        for j, a in enumerate(model.actions):
+            fields[f"policy_{a}_given_{x}"] = policy[:, :, i, j]
+    axes = ({f"z_{model.states[1]}": grid.points[:, 1]} if grid.states == 2
+            else {"point": np.arange(grid.size, dtype=float)})
+    attrs = {"model": model.name, "kind": "stackelberg", "config": cfg, "version": __version__, "status": status,
+             "converged": int(converged), "iterations": len(history) or len(levels), "mpi_ranks":
+             MPI.COMM_WORLD.Get_size(), "states": list(model.states), "actions": list(model.actions), **checks}
+    extra = {"simplex": {"points": grid.points},
+             "trajectory": {"z": traj["z"], "leader_action": traj["leader"], "policy": traj["policy"]}}
+    write_result(path, axes=axes, t=times, fields=fields, attrs=attrs,
+                 history={"value_change": history} if len(history) else None, extra=extra)

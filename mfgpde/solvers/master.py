@@ -1,0 +1,254 @@
+"""The Stackelberg master equation of a discrete-time mean field game (Vasal & Berry,
+seed 003, Section V), backward over a grid of the simplex of population states:
+
+    q(x, a; z, b, γ) = R^f(z, x, a, b) + δ Σ_x' Q(x' | z, x, a, b) V^f_{t+1}(z', x'),
+    z' = φ(z, b, γ),   γ ∈ E(z, b)  ⇔  γ(a|x) > 0 only where q(x, a) = max_a' q(x, a'),
+    b* = argmax_b  R^l(z, b, γ_b) + δ V^l_{t+1}(z'(γ_b)),   γ_b ∈ E(z, b) selected,
+    V^f_t(z, x) = max_a q(x, a; z, b*, γ*),   V^l_t(z) = R^l + δ V^l_{t+1}(z').
+
+The leader is scored with the followers' response to each candidate b (the paper's (30)
+prints the equilibrium response there, which would make it a Nash best response).  E(z, b)
+is enumerated: every pure prescription, and every prescription where one state mixes
+between two actions (its indifference solved for the mixing probability).  Where E has
+several members the leader is optimistic (best for it) or pessimistic (worst, seed 001).
+Values between grid points are interpolated linearly; rows of z are independent, so the
+grid's points are split over MPI ranks and the result does not depend on their number.
+"""
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..models.discrete import population_update
+from .problem import SolverError
+
+SELECTIONS = ("optimistic", "pessimistic")
+
+
+def _above(value, rtol):
+    """value raised by a relative margin (−inf stays −inf): what a rival must beat."""
+    finite = np.where(np.isfinite(value), value, 0.0)
+    return np.where(np.isfinite(value), finite + rtol * (1 + np.abs(finite)), value)
+
+
+@dataclass
+class Stage:
+    """One time level at the rows z: the leader's action, the followers' prescription,
+    the next state, the values, and how many follower equilibria the chosen b has."""
+    leader: np.ndarray
+    policy: np.ndarray
+    z_next: np.ndarray
+    Vf: np.ndarray
+    Vl: np.ndarray
+    equilibria: np.ndarray
+
+
+class MasterSolver:
+    def __init__(self, model, grid, selection="optimistic", leader_points=41, tol=1e-10, roots=3):
+        if selection not in SELECTIONS:
+            raise ValueError(f"solver.leader: one of {', '.join(SELECTIONS)}, got {selection!r}")
+        self.model, self.grid, self.selection, self.tol, self.roots = model, grid, selection, tol, roots
+        actions = model.leader_actions()
+        self.interval = isinstance(actions, tuple)
+        self.candidates = np.linspace(*actions, leader_points) if self.interval else np.asarray(actions, float)
+        S, A = len(model.states), len(model.actions)
+        self.pure = np.array(list(itertools.product(range(A), repeat=S)))
+        self.mixed = [(x, a1, a2, rest) for x in range(S) for a1, a2 in itertools.combinations(range(A), 2)
+                      for rest in itertools.product(range(A), repeat=S - 1)]
+
+    # -- the followers ------------------------------------------------------------------
+    def _q(self, z, b, Vf_next, z_next):
+        """q[k, x, a] at the next states z_next (k, S)."""
+        m = self.model
+        V = self.grid.interpolate(Vf_next, z_next)
+        return m.follower_reward(z, b) + m.delta * np.einsum("kxay,ky->kxa", m.transition(z, b), V)
+
+    def _policy(self, k, choice):
+        """Pure prescriptions (k, S, A) from one action index per state."""
+        S, A = len(self.model.states), len(self.model.actions)
+        g = np.zeros((k, S, A))
+        g[:, np.arange(S), choice] = 1.0
+        return g
+
+    def equilibria(self, z, b, Vf_next):
+        """All follower equilibria found at the rows z for leader action b:
+        policies (k, E, S, A), valid (k, E)."""
+        k, Q = len(z), self.model.transition(z, b)
+        policies, valid = [], []
+        for choice in self.pure:
+            g = self._policy(k, choice)
+            q = self._q(z, b, Vf_next, population_update(z, g, Q))
+            chosen = np.take_along_axis(q, np.broadcast_to(choice, (k, len(choice)))[:, :, None], axis=2)[:, :, 0]
+            policies.append(g)
+            valid.append(np.all(chosen >= q.max(axis=2) - self.tol * (1 + np.abs(q).max(axis=2)), axis=1))
+        for x, a1, a2, rest in self.mixed:
+            for g, ok in self._mixed(z, b, Vf_next, Q, x, a1, a2, rest):
+                policies.append(g)
+                valid.append(ok)
+        return np.stack(policies, axis=1), np.stack(valid, axis=1)
+
+    def _mixed(self, z, b, Vf_next, Q, x, a1, a2, rest, samples=41, bisections=36):
+        """State x mixes a1 (prob. 1 − p) and a2 (prob. p), the others play `rest`: the
+        roots p ∈ (0, 1) of q(x, a2) − q(x, a1) at z'(p), the first `self.roots` per row
+        (sign changes on a sample grid, then bisection of all brackets at once)."""
+        k, R = len(z), self.roots
+        choice = list(rest[:x]) + [a1] + list(rest[x:])
+        g0 = self._policy(k, choice)
+        g1 = g0.copy()
+        g1[:, x, a1], g1[:, x, a2] = 0.0, 1.0
+        z0, z1 = population_update(z, g0, Q), population_update(z, g1, Q)
+        b = np.broadcast_to(b, (k,))
+
+        def gap(p):  # p: (k, n) → (k, n)
+            n = p.shape[1]
+            zn = (z0[:, None] + p[..., None] * (z1 - z0)[:, None]).reshape(k * n, -1)
+            q = self._q(np.repeat(z, n, axis=0), np.repeat(b, n), Vf_next, zn)
+            q = q.reshape(k, n, *q.shape[1:])
+            return q[:, :, x, a2] - q[:, :, x, a1]
+        p = np.broadcast_to(np.linspace(0.0, 1.0, samples), (k, samples))
+        d = gap(p)
+        change = (np.sign(d[:, :-1]) * np.sign(d[:, 1:]) < 0) | (d[:, :-1] == 0)  # a zero at a sample: a root
+        order = np.argsort(~change, axis=1, kind="stable")[:, :R]  # the first R brackets
+        has = np.take_along_axis(change, order, axis=1)
+        lo, hi = np.take_along_axis(p[:, :-1], order, axis=1), np.take_along_axis(p[:, 1:], order, axis=1)
+        dlo = np.take_along_axis(d[:, :-1], order, axis=1)
+        hi = np.where(dlo == 0, lo, hi)
+        for _ in range(bisections):
+            mid = 0.5 * (lo + hi)
+            dm = gap(mid)
+            left = np.sign(dm) == np.sign(dlo)
+            lo, hi, dlo = np.where(left, mid, lo), np.where(left, hi, mid), np.where(left, dm, dlo)
+        out = []
+        for r in range(R):
+            pm = 0.5 * (lo[:, r] + hi[:, r])
+            g = g0 + pm[:, None, None] * (g1 - g0)
+            q = self._q(z, b, Vf_next, population_update(z, g, Q))
+            scale = self.tol * 1e3 * (1 + np.abs(q).max(axis=2))
+            support = (g > 0) & (q < (q.max(axis=2) - scale)[:, :, None])
+            out.append((g, has[:, r] & (pm > 0) & (pm < 1) & ~support.any(axis=(1, 2))))  # ends: pure
+        return out
+
+    # -- one time level -----------------------------------------------------------------
+    def _leader_value(self, z, b, Vf_next, Vl_next):
+        """The selected equilibrium's leader value W (k,), its policy and the count."""
+        m = self.model
+        policies, valid = self.equilibria(z, b, Vf_next)
+        k, E = valid.shape
+        zs = np.repeat(z, E, axis=0)
+        flat = policies.reshape(k * E, *policies.shape[2:])
+        z_next = population_update(zs, flat, m.transition(zs, np.repeat(np.broadcast_to(b, (k,)), E)))
+        W = (m.leader_reward(zs, np.repeat(np.broadcast_to(b, (k,)), E), flat)
+             + m.delta * self.grid.interpolate(Vl_next, z_next)).reshape(k, E)
+        pick = np.where(valid, W, -np.inf if self.selection == "optimistic" else np.inf)
+        e = np.argmax(pick, axis=1) if self.selection == "optimistic" else np.argmin(pick, axis=1)
+        rows = np.arange(k)
+        W = np.where(valid.any(axis=1), W[rows, e], -np.inf)
+        return W, policies[rows, e], valid.sum(axis=1)
+
+    def stage(self, z, Vf_next, Vl_next):
+        """The master equation's step at the rows z, given the next level's values on the grid."""
+        k = len(z)
+        action, best = self._best(z, np.broadcast_to(self.candidates, (k, len(self.candidates))), Vf_next, Vl_next)
+        if self.interval:  # zoom in twice around each row's best candidate
+            low, high = self.candidates[0], self.candidates[-1]
+            step = self.candidates[1] - self.candidates[0]
+            for _ in range(2):
+                trial = np.clip(action[:, None] + step * np.linspace(-1.0, 1.0, 11), low, high)
+                action, best = self._best(z, trial, Vf_next, Vl_next, action, best)
+                step /= 5.0
+        if not np.all(np.isfinite(best)):
+            bad = z[np.argmin(np.isfinite(best))]
+            raise SolverError(f"no follower equilibrium for any leader action at z = {np.round(bad, 6).tolist()}")
+        W, policy, count = self._leader_value(z, action, Vf_next, Vl_next)
+        z_next = population_update(z, policy, self.model.transition(z, action))
+        q = self._q(z, action, Vf_next, z_next)
+        return Stage(action, policy, z_next, np.einsum("kxa,kxa->kx", policy, q), W, count)
+
+    def _best(self, z, trial, Vf_next, Vl_next, action=None, best=None):
+        """Each row's best leader action among its trial actions (k, n) (all evaluated at
+        once) and the incumbent, which a rival must beat by a relative 1e-14."""
+        k, n = trial.shape
+        W = self._leader_value(np.repeat(z, n, axis=0), trial.ravel(), Vf_next, Vl_next)[0].reshape(k, n)
+        if action is None:
+            action, best = np.full(k, np.nan), np.full(k, -np.inf)
+        for j in range(n):  # in order, so that ties go to the first (lowest) action
+            better = W[:, j] > _above(best, 1e-14)
+            best, action = np.where(better, W[:, j], best), np.where(better, trial[:, j], action)
+        return action, best
+
+    # -- the recursion ------------------------------------------------------------------
+    def level(self, Vf_next, Vl_next):
+        """One level on the whole grid: each rank its own points, then gathered."""
+        g = self.grid
+        st = self.stage(g.points[g.owned], Vf_next, Vl_next)
+        return Stage(*(g.allgather(getattr(st, f)) for f in ("leader", "policy", "z_next", "Vf", "Vl",
+                                                                "equilibria")))
+
+    def finite(self, T):
+        """Levels t = 1..T (list, first = t = 1) from V_{T+1} = 0."""
+        S = len(self.model.states)
+        Vf, Vl = np.zeros((self.grid.size, S)), np.zeros(self.grid.size)
+        levels = []
+        for _ in range(T):
+            st = self.level(Vf, Vl)
+            levels.append(st)
+            Vf, Vl = st.Vf, st.Vl
+        return levels[::-1]
+
+    def stationary(self, tol=1e-9, max_iterations=2000):
+        """Iterate the master map from V = 0 to a fixed point; (stage, history of sup-changes,
+        converged)."""
+        S = len(self.model.states)
+        Vf, Vl = np.zeros((self.grid.size, S)), np.zeros(self.grid.size)
+        history = []
+        for _ in range(max_iterations):
+            st = self.level(Vf, Vl)
+            change = max(np.max(np.abs(st.Vf - Vf)), np.max(np.abs(st.Vl - Vl)))
+            history.append(change)
+            Vf, Vl = st.Vf, st.Vl
+            if change < tol:
+                return st, np.array(history), True
+        return st, np.array(history), False
+
+    def forward(self, z1, values, steps):
+        """The equilibrium path from z1: the stage re-solved at every (off-grid) z_t with the
+        next level's values; values(t) → (Vf, Vl) of level t + 1 (t from 0)."""
+        z = np.atleast_2d(np.asarray(z1, float))
+        path = {"z": [z[0]], "leader": [], "policy": []}
+        for t in range(steps):
+            st = self.stage(z, *values(t))
+            path["leader"].append(st.leader[0])
+            path["policy"].append(st.policy[0])
+            z = st.z_next
+            path["z"].append(z[0])
+        return {k: np.array(v) for k, v in path.items()}
+
+
+def follower_exploitability(model, path, terminal):
+    """The most a single follower gains by deviating from the prescriptions along the path,
+    by its own dynamic programme on the realised (z_t, b_t) (nothing of the master values
+    but the terminal value `terminal` (S,) after the last step): max over t and x of
+    (optimal value − value of following)."""
+    W_opt, W_pol = np.array(terminal, float), np.array(terminal, float)
+    gain = 0.0
+    for t in range(len(path["leader"]) - 1, -1, -1):
+        z, b = path["z"][t:t + 1], np.array([path["leader"][t]])
+        Q, R = model.transition(z, b)[0], model.follower_reward(z, b)[0]
+        W_opt = np.max(R + model.delta * Q @ W_opt, axis=1)
+        W_pol = np.sum(path["policy"][t] * (R + model.delta * Q @ W_pol), axis=1)
+        gain = max(gain, float(np.max(W_opt - W_pol)))
+    return gain
+
+
+def leader_gain(solver, path, values, alternatives=401):
+    """The most the leader gains along the path by another action at one step (the
+    followers answering it with their selected equilibrium, the values after it unchanged),
+    over a grid of `alternatives` actions (all of them for a finite set)."""
+    b = (np.linspace(solver.candidates[0], solver.candidates[-1], alternatives) if solver.interval
+         else solver.candidates)
+    gain = 0.0
+    for t, bt in enumerate(path["leader"]):
+        z = np.repeat(path["z"][t:t + 1], len(b) + 1, axis=0)
+        W = solver._leader_value(z, np.append(b, bt), *values(t))[0]
+        gain = max(gain, float(np.max(W[:-1]) - W[-1]))
+    return gain

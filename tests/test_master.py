@@ -1,0 +1,118 @@
+"""The discrete-time Stackelberg master equation: games solved by hand, optimistic and
+pessimistic leaders, equilibrium checks on the studies, 1 rank = 2 ranks."""
+import h5py
+import numpy as np
+import pytest
+
+from conftest import RUNS, mfgpde
+from mfgpde.grids import SimplexGrid
+from mfgpde.models.discrete import StackelbergModel
+from mfgpde.solvers.master import MasterSolver, follower_exploitability
+
+
+class Threshold(StackelbergModel):
+    """Action 1 pays b − ½, action 0 nothing; the next state is the action.  The leader
+    earns (1 − b) per follower on action 1.  One step: followers take 1 iff b > ½."""
+    name = "threshold"
+    states, actions = ("s0", "s1"), ("a0", "a1")
+    parameters = {"delta": 0.5}
+
+    def leader_actions(self):
+        return (0.0, 1.0)
+
+    def transition(self, z, b):
+        Q = np.zeros((len(z), len(self.states), 2, len(self.states)))
+        Q[:, :, 0, 0] = Q[:, :, 1, 1] = 1.0
+        return Q
+
+    def follower_reward(self, z, b):
+        R = np.zeros((len(z), len(self.states), 2))
+        R[:, :, 1] = (np.broadcast_to(b, (len(z),)) - 0.5)[:, None]
+        return R
+
+    def leader_reward(self, z, b, policy):
+        return (1 - np.broadcast_to(b, (len(z),))) * np.einsum("kx,kx->k", z, policy[:, :, 1])
+
+
+class Threshold3(Threshold):
+    """The same on three states (the third is never entered): the triangle grid."""
+    name = "threshold3"
+    states = ("s0", "s1", "s2")
+
+
+class Crowd(Threshold):
+    """No leader effect; the follower pays κ z'(x') for the crowd in the state it moves to:
+    the plain MFE splits the population evenly, value −δκ/2 at t = 1 of two steps."""
+    name = "crowd"
+    parameters = {"delta": 0.8, "kappa": 1.5}
+
+    def follower_reward(self, z, b):
+        return -self.kappa * np.repeat(z[:, :, None], 2, axis=2)  # paid where one is now
+
+    def leader_reward(self, z, b, policy):
+        return np.zeros(len(z))
+
+
+@pytest.mark.parametrize("selection", ["optimistic", "pessimistic"])
+@pytest.mark.parametrize("model", [Threshold, Threshold3])
+def test_threshold_game_by_hand(selection, model):
+    """Optimistic and pessimistic leaders differ where the followers are indifferent."""
+    solver = MasterSolver(model(), SimplexGrid(len(model.states), 4), selection=selection, leader_points=41)
+    (level,) = solver.finite(1)
+    share = np.einsum("kx,kx->k", solver.grid.points, level.policy[:, :, 1])  # of the population on action 1
+    if selection == "optimistic":  # at b = ½ every profile is an equilibrium; the best for the leader
+        assert np.all(level.leader == 0.5) and np.allclose(level.Vl, 0.5)
+        assert np.all(level.equilibria >= 4) and np.allclose(share, 1.0)  # a continuum, sampled
+    else:  # the worst equilibrium at b = ½ sells nothing: the leader prices just above ½
+        assert np.all((level.leader > 0.5) & (level.leader <= 0.502)), level.leader
+        assert np.all((level.Vl >= 0.498) & (level.Vl < 0.5)) and np.allclose(share, 1.0)
+
+
+def test_leader_without_effect_gives_the_plain_mean_field_equilibrium():
+    model = Crowd()
+    solver = MasterSolver(model, SimplexGrid(2, 20), leader_points=3)
+    first, last = solver.finite(2)
+    assert np.allclose(last.Vf, -1.5 * SimplexGrid(2, 20).points)  # V_2(z, x) = −κ z(x)
+    # t = 1: the crowd splits evenly whatever z is, and each follower expects −δκ/2 next
+    assert np.allclose(first.z_next, 0.5, atol=1e-9)
+    assert np.allclose(first.Vf, -1.5 * SimplexGrid(2, 20).points - 0.8 * 1.5 * 0.5, atol=1e-9)
+
+
+def test_followers_cannot_gain_along_the_infection_path():
+    from mfgpde.models.discrete import create_discrete
+    model = create_discrete("infection")
+    solver = MasterSolver(model, SimplexGrid(2, 20), leader_points=11)
+    levels = solver.finite(8)
+    zero = (np.zeros((21, 2)), np.zeros(21))
+    path = solver.forward([0.6, 0.4], lambda t: (levels[t + 1].Vf, levels[t + 1].Vl) if t + 1 < 8 else zero, 8)
+    assert follower_exploitability(model, path, np.zeros(2)) < 1e-9
+    assert np.allclose(path["z"].sum(axis=1), 1.0)
+
+
+@pytest.mark.parametrize("run, sets", [("infection_vaccination", ["--set", "grid.n=20", "--set", "time.steps=6"]),
+                                       ("technology_adoption", ["--set", "grid.n=16", "--set", "time.T=5"])])
+def test_studies_are_equilibria_and_rank_independent(run, sets, tmp_path):
+    fields = {}
+    for nproc in (None, 2):
+        out = tmp_path / f"{nproc or 1}.h5"
+        proc = mfgpde("run", RUNS / f"{run}.toml", *sets, "--set", "solver.leader_points=11", "-o", out,
+                      nproc=nproc)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        with h5py.File(out, "r") as f:
+            assert f.attrs["follower_exploitability"] < 1e-9
+            assert f.attrs["leader_gain"] < 1e-2
+            fields[nproc] = {k: f["solution"][k][()] for k in f["solution"]}
+            fields[nproc]["path"] = f["trajectory/z"][()]
+    for k in fields[None]:
+        assert np.array_equal(fields[None][k], fields[2][k]), k
+
+
+@pytest.mark.parametrize("sets, key", [(["time.z1=[0.5, 0.6]"], "time.z1"), (["solver.leader='greedy'"], "solver.leader"),
+                                       (["time.T=0"], "time.T"), (["model.lam=-1.0"], "model.lam"),
+                                       (["grid.n=0"], "grid.n"), (["grid.lower=[0.0]"], "grid.lower")])
+def test_bad_discrete_input_is_one_line(sets, key, tmp_path):
+    proc = mfgpde("run", RUNS / "infection_vaccination.toml", *[a for s in sets for a in ("--set", s)],
+                  "-o", tmp_path / "x.h5")
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1 and key in lines[0], proc.stderr
+    assert not (tmp_path / "x.h5").exists()
