@@ -129,8 +129,9 @@ class MasterSolver:
         return out
 
     # -- one time level -----------------------------------------------------------------
-    def _leader_value(self, z, b, Vf_next, Vl_next):
-        """The selected equilibrium's leader value W (k,), its policy and the count."""
+    def leader_value(self, z, b, Vf_next, Vl_next):
+        """The leader's value W (k,) of action b at the rows z with the selected follower
+        equilibrium (−inf where none was found), that equilibrium's policy, and the count."""
         m = self.model
         policies, valid = self.equilibria(z, b, Vf_next)
         k, E = valid.shape
@@ -159,7 +160,7 @@ class MasterSolver:
         if not np.all(np.isfinite(best)):
             bad = z[np.argmin(np.isfinite(best))]
             raise SolverError(f"no follower equilibrium for any leader action at z = {np.round(bad, 6).tolist()}")
-        W, policy, count = self._leader_value(z, action, Vf_next, Vl_next)
+        W, policy, count = self.leader_value(z, action, Vf_next, Vl_next)
         z_next = population_update(z, policy, self.model.transition(z, action))
         q = self._q(z, action, Vf_next, z_next)
         return Stage(action, policy, z_next, np.einsum("kxa,kxa->kx", policy, q), W, count)
@@ -168,7 +169,7 @@ class MasterSolver:
         """Each row's best leader action among its trial actions (k, n) (all evaluated at
         once) and the incumbent, which a rival must beat by a relative 1e-14."""
         k, n = trial.shape
-        W = self._leader_value(np.repeat(z, n, axis=0), trial.ravel(), Vf_next, Vl_next)[0].reshape(k, n)
+        W = self.leader_value(np.repeat(z, n, axis=0), trial.ravel(), Vf_next, Vl_next)[0].reshape(k, n)
         if action is None:
             action, best = np.full(k, np.nan), np.full(k, -np.inf)
         for j in range(n):  # in order, so that ties go to the first (lowest) action
@@ -249,6 +250,6 @@ def leader_gain(solver, path, values, alternatives=401):
     gain = 0.0
     for t, bt in enumerate(path["leader"]):
         z = np.repeat(path["z"][t:t + 1], len(b) + 1, axis=0)
-        W = solver._leader_value(z, np.append(b, bt), *values(t))[0]
+        W = solver.leader_value(z, np.append(b, bt), *values(t))[0]
         gain = max(gain, float(np.max(W[:-1]) - W[-1]))
     return gain
