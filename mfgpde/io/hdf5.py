@@ -231,7 +231,10 @@ def describe(path) -> str:
         grid = ", ".join(f"{n}[{a.size}] in [{_g(a[0])}, {_g(a[-1])}]" for n, a in axes.items())
         lines.append(f"{'grid:':<12}{grid}  ({len(axes)}-D, cell volume {_g(cell_volume(axes))})")
         t = f["time/t"][()]
-        lines.append(f"{'time:':<12}T = {_g(t[-1] - t[0])} on [{_g(t[0])}, {_g(t[-1])}], nt = {t.size - 1}")
+        if attrs.get("kind") == "stackelberg":  # levels of the master equation, or its stationary value
+            lines.append(f"{'time:':<12}" + (f"levels t = {_g(t[0])} .. {_g(t[-1])}" if t.size > 1 else "stationary"))
+        else:
+            lines.append(f"{'time:':<12}T = {_g(t[-1] - t[0])} on [{_g(t[0])}, {_g(t[-1])}], nt = {t.size - 1}")
         lines.append("fields:")
         sol = f["solution"]
         width = max((len(k) for k in sol), default=0)
