@@ -57,11 +57,11 @@ class MasterSolver:
                       for rest in itertools.product(range(A), repeat=S - 1)]
 
     # -- the followers ------------------------------------------------------------------
-    def _q(self, z, b, Vf_next, z_next):
-        """q[k, x, a] at the next states z_next (k, S)."""
+    def _q(self, z, b, Vf_next, z_next, Q):
+        """q[k, x, a] at the next states z_next (k, S), Q = transition(z, b)."""
         m = self.model
         V = self.grid.interpolate(Vf_next, z_next)
-        return m.follower_reward(z, b) + m.delta * np.einsum("kxay,ky->kxa", m.transition(z, b), V)
+        return m.follower_reward(z, b) + m.delta * np.einsum("kxay,ky->kxa", Q, V)
 
     def _policy(self, k, choice):
         """Pure prescriptions (k, S, A) from one action index per state."""
@@ -77,7 +77,7 @@ class MasterSolver:
         policies, valid = [], []
         for choice in self.pure:
             g = self._policy(k, choice)
-            q = self._q(z, b, Vf_next, population_update(z, g, Q))
+            q = self._q(z, b, Vf_next, population_update(z, g, Q), Q)
             chosen = np.take_along_axis(q, np.broadcast_to(choice, (k, len(choice)))[:, :, None], axis=2)[:, :, 0]
             policies.append(g)
             valid.append(np.all(chosen >= q.max(axis=2) - self.tol * (1 + np.abs(q).max(axis=2)), axis=1))
@@ -102,7 +102,7 @@ class MasterSolver:
         def gap(p):  # p: (k, n) → (k, n)
             n = p.shape[1]
             zn = (z0[:, None] + p[..., None] * (z1 - z0)[:, None]).reshape(k * n, -1)
-            q = self._q(np.repeat(z, n, axis=0), np.repeat(b, n), Vf_next, zn)
+            q = self._q(np.repeat(z, n, axis=0), np.repeat(b, n), Vf_next, zn, np.repeat(Q, n, axis=0))
             q = q.reshape(k, n, *q.shape[1:])
             return q[:, :, x, a2] - q[:, :, x, a1]
         p = np.broadcast_to(np.linspace(0.0, 1.0, samples), (k, samples))
@@ -122,7 +122,7 @@ class MasterSolver:
         for r in range(R):
             pm = 0.5 * (lo[:, r] + hi[:, r])
             g = g0 + pm[:, None, None] * (g1 - g0)
-            q = self._q(z, b, Vf_next, population_update(z, g, Q))
+            q = self._q(z, b, Vf_next, population_update(z, g, Q), Q)
             scale = self.tol * 1e3 * (1 + np.abs(q).max(axis=2))
             support = (g > 0) & (q < (q.max(axis=2) - scale)[:, :, None])
             out.append((g, has[:, r] & (pm > 0) & (pm < 1) & ~support.any(axis=(1, 2))))  # ends: pure
@@ -161,8 +161,9 @@ class MasterSolver:
             bad = z[np.argmin(np.isfinite(best))]
             raise SolverError(f"no follower equilibrium for any leader action at z = {np.round(bad, 6).tolist()}")
         W, policy, count = self.leader_value(z, action, Vf_next, Vl_next)
-        z_next = population_update(z, policy, self.model.transition(z, action))
-        q = self._q(z, action, Vf_next, z_next)
+        Q = self.model.transition(z, action)
+        z_next = population_update(z, policy, Q)
+        q = self._q(z, action, Vf_next, z_next, Q)
         return Stage(action, policy, z_next, np.einsum("kxa,kxa->kx", policy, q), W, count)
 
     def _best(self, z, trial, Vf_next, Vl_next, action=None, best=None):
