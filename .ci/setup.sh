@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what a fresh machine lacks, then make .venv with mfgpde installed editable.
 # Where petsc4py, mpi4py, h5py, scipy and matplotlib already import (a cluster module,
-# conda), they are used as they are and no system package is installed.
+# conda), they are used as they are and no system package is installed.  sympy is for
+# the tests only (the Stackelberg Riccati derivation is re-derived symbolically there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SYSPY=${MFGPDE_PYTHON:-}
@@ -30,7 +31,7 @@ if [ -z "$SYSPY" ]; then
     $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
     $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends \
         python3-petsc4py python3-petsc4py-real python3-mpi4py python3-h5py-mpi \
-        python3-numpy python3-scipy python3-matplotlib python3-pytest \
+        python3-numpy python3-scipy python3-matplotlib python3-pytest python3-sympy \
         python3-venv python3-pip openmpi-bin >/dev/null
     SYSPY=/usr/bin/python3
 fi
@@ -44,4 +45,6 @@ if [ -n "$pp" ]; then echo "$pp" > "$site/debian-petsc4py.pth"; fi
 .venv/bin/python -m pip install -q --no-build-isolation --no-deps -e .
 .venv/bin/python -c "$need_import; import mfgpde" \
     || { echo "setup: .venv cannot import the scientific stack" >&2; exit 2; }
+.venv/bin/python -c 'import sympy' 2>/dev/null \
+    || echo "setup: note: sympy is missing; the symbolic Riccati derivation test will be skipped" >&2
 echo "setup: .venv ready ($SYSPY)"

@@ -137,6 +137,12 @@ def _run(args):
             if args.restart:
                 raise ConfigError("--restart: the master equation is not checkpointed")
             solution, written = run_master(cfg, out)
+        elif "x0" in cfg["grid"]:  # a continuous-time leader-follower game: the master system
+            from .leader_follower_runner import run_leader_follower
+            if args.restart:
+                raise ConfigError("--restart: leader-follower games are not checkpointed")
+            apply_petsc_options(cfg["petsc"])
+            solution, written = run_leader_follower(cfg, out)
         else:
             apply_petsc_options(cfg["petsc"])
             solution, written = run(cfg, out, restart=args.restart)

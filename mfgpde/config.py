@@ -73,10 +73,25 @@ DISCRETE_DEFAULTS = {
 }
 
 
+# continuous-time leader-follower games (the reduced master system on (x0, x1, z) grids)
+LEADER_FOLLOWER_DEFAULTS = {
+    "model": {},
+    "grid": {"x0": [-3.0, 3.0], "z": [-3.0, 3.0], "n": 32, "window": 1 / 3},
+    "time": {"T": None, "nt": None},
+    "solver": {"coupling": "lagged", "tolerance": 1e-9, "max_iterations": 50},
+    "output": {"file": None, "plots": False, "plot_times": None},
+    "petsc": {},
+}
+
+
 def validate(data):
     from .models.discrete import discrete_models
-    if isinstance(data.get("model"), dict) and data["model"].get("name") in discrete_models():
+    from .models.leader_follower import leader_follower_models
+    name = data["model"].get("name") if isinstance(data.get("model"), dict) else None
+    if name in discrete_models():
         return _validate_discrete(data)
+    if name in leader_follower_models():
+        return _validate_leader_follower(data)
     unknown = sorted(set(data) - set(DEFAULTS))
     if unknown:
         raise ConfigError(f"[{unknown[0]}]: unknown section (known: {', '.join(DEFAULTS)})")
@@ -100,11 +115,7 @@ def validate(data):
     _check_output(cfg["output"])
     if cfg["output"]["plot_times"] and not all(0 <= v <= cfg["time"]["T"] for v in cfg["output"]["plot_times"]):
         raise ConfigError(f"output.plot_times: times must lie in [0, T = {cfg['time']['T']}]")
-    if not isinstance(cfg["model"]["name"], str):
-        raise ConfigError("model.name: must be a string")
-    for key, value in cfg["petsc"].items():
-        if not isinstance(value, (str, int, float, bool)):
-            raise ConfigError(f"petsc.{key}: must be a string, number or boolean")
+    _check_names(cfg)
     return cfg
 
 
@@ -189,24 +200,39 @@ def _check_output(o):
         raise ConfigError(f"output.plot_times: must be a non-empty list of times, got {times!r}")
 
 
+def _sections(data, schema, kind):
+    """Each section of `schema` from the run file over its defaults; unknown sections and
+    keys are refused ([model] and [petsc] are checked elsewhere)."""
+    unknown = sorted(set(data) - set(schema))
+    if unknown:
+        raise ConfigError(f"[{unknown[0]}]: unknown section for {kind} (known: {', '.join(schema)})")
+    cfg = {}
+    for section, defaults in schema.items():
+        given = data.get(section, {})
+        if not isinstance(given, dict):
+            raise ConfigError(f"[{section}]: must be a table")
+        extra = sorted(set(given) - set(defaults)) if section not in OPEN_SECTIONS else []
+        if extra:
+            raise ConfigError(f"{section}.{extra[0]}: unknown key (known: {', '.join(sorted(defaults))})")
+        cfg[section] = {**defaults, **given}
+    return cfg
+
+
+def _check_names(cfg):
+    """model.name a string; [petsc] values scalars."""
+    if not isinstance(cfg["model"]["name"], str):
+        raise ConfigError("model.name: must be a string")
+    for key, value in cfg["petsc"].items():
+        if not isinstance(value, (str, int, float, bool)):
+            raise ConfigError(f"petsc.{key}: must be a string, number or boolean")
+
+
 def _validate_discrete(data):
     """[model], [grid] n (points per edge of the simplex), [time] T (steps, or "infinite" for
     the stationary master value), steps (of the forward path when infinite), z1 (the initial
     population state), [solver] leader (optimistic | pessimistic), leader_points,
     tolerance, max_iterations, [output] file, plots."""
-    unknown = sorted(set(data) - set(DISCRETE_DEFAULTS))
-    if unknown:
-        raise ConfigError(f"[{unknown[0]}]: unknown section for a discrete-time game "
-                          f"(known: {', '.join(DISCRETE_DEFAULTS)})")
-    cfg = {}
-    for section, defaults in DISCRETE_DEFAULTS.items():
-        given = data.get(section, {})
-        if not isinstance(given, dict):
-            raise ConfigError(f"[{section}]: must be a table")
-        extra = sorted(set(given) - set(defaults)) if section != "model" else []
-        if extra:
-            raise ConfigError(f"{section}.{extra[0]}: unknown key (known: {', '.join(sorted(defaults))})")
-        cfg[section] = {**defaults, **given}
+    cfg = _sections(data, DISCRETE_DEFAULTS, "a discrete-time game")
     n, t, s = cfg["grid"]["n"], cfg["time"], cfg["solver"]
     if not _is_int(n) or not 1 <= n <= 100000:
         raise ConfigError(f"grid.n: points per edge of the simplex, an integer >= 1, got {n!r}")
@@ -227,4 +253,40 @@ def _validate_discrete(data):
     if not _is_int(s["max_iterations"]) or s["max_iterations"] < 1:
         raise ConfigError(f"solver.max_iterations: a positive integer, got {s['max_iterations']!r}")
     _check_output({**DEFAULTS["output"], **cfg["output"]})
+    return cfg
+
+
+def _validate_leader_follower(data):
+    """[model], [grid] x0 = [low, high], z = [low, high] (the followers' x1 axis is z's),
+    n (cells per axis: one number, or [n_x0, n_z]), window (the central fraction of each
+    axis where errors are measured), [time] T, nt, [solver] coupling,
+    tolerance, max_iterations, [output] file, plots, plot_times, [petsc]."""
+    cfg = _sections(data, LEADER_FOLLOWER_DEFAULTS, "a leader-follower game")
+    g, s = cfg["grid"], cfg["solver"]
+    for key in ("x0", "z"):
+        v = g[key]
+        if not isinstance(v, list) or len(v) != 2 or not all(_is_number(a) for a in v) or not v[0] < v[1]:
+            raise ConfigError(f"grid.{key}: an interval [low, high] with low < high, got {v!r}")
+    n = g["n"] if isinstance(g["n"], list) else [g["n"], g["n"]]
+    if len(n) != 2 or not all(_is_int(k) and k >= 4 for k in n):
+        raise ConfigError(f"grid.n: cells per axis, an integer >= 4 or [n_x0, n_z], got {g['n']!r}")
+    g["n"] = n
+    if not _is_number(g["window"]) or not 0 < g["window"] <= 1:
+        raise ConfigError(f"grid.window: the central fraction of each axis, in (0, 1], got {g['window']!r}")
+    for key in ("T", "nt"):
+        if cfg["time"][key] is None:
+            raise ConfigError(f"time.{key}: missing")
+    _check_time(cfg["time"])
+    if s["coupling"] not in ("lagged", "picard", "newton"):
+        raise ConfigError(f"solver.coupling: lagged, picard or newton for a leader-follower game, "
+                          f"got {s['coupling']!r}")
+    if not _is_number(s["tolerance"]) or not 1e-14 <= s["tolerance"] < 1:
+        raise ConfigError(f"solver.tolerance: a number in [1e-14, 1), got {s['tolerance']!r}")
+    if not _is_int(s["max_iterations"]) or s["max_iterations"] < 1:
+        raise ConfigError(f"solver.max_iterations: a positive integer, got {s['max_iterations']!r}")
+    _check_output({**DEFAULTS["output"], **cfg["output"]})
+    times = cfg["output"]["plot_times"]
+    if times and not all(0 <= v <= cfg["time"]["T"] for v in times):
+        raise ConfigError(f"output.plot_times: times must lie in [0, T = {cfg['time']['T']}]")
+    _check_names(cfg)
     return cfg

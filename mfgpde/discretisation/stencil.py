@@ -24,13 +24,14 @@ class Stencil:
         mat.setOption(PETSc.Mat.Option.NEW_NONZERO_ALLOCATION_ERR, True)
         return mat
 
-    def laplacian_coefficients(self):
-        """Coefficients of Δ_h."""
+    def laplacian_coefficients(self, weights=None):
+        """Coefficients of Σ_d w_d ∂²_d discretised (w_d = 1: Δ_h)."""
         h = self.grid.h
+        weights = [1.0] * self.grid.dim if weights is None else weights
         c = np.zeros((self.width,) + self.grid.owned_shape)
-        for d in range(self.grid.dim):
-            c[0] -= 2.0 / h[d] ** 2
-            c[1 + 2 * d] = c[2 + 2 * d] = 1.0 / h[d] ** 2
+        for d, w in enumerate(weights):
+            c[0] -= 2.0 * w / h[d] ** 2
+            c[1 + 2 * d] = c[2 + 2 * d] = w / h[d] ** 2
         return c
 
     def drift_coefficients(self, backward, forward):

@@ -19,11 +19,12 @@ def one_sided_gradients(padded, h):
             for d in range(padded.ndim)]
 
 
-def laplacian(padded, h):
-    """Δ_h u = Σ_d (u_{i+1} − 2u_i + u_{i−1}) / h_d² at the owned points."""
+def laplacian(padded, h, weights=None):
+    """Σ_d w_d (u_{i+1} − 2u_i + u_{i−1}) / h_d² at the owned points (w_d = 1: Δ_h u)."""
     centre = _shifted(padded, 0, 0)
-    return sum((_shifted(padded, d, 1) - 2 * centre + _shifted(padded, d, -1)) / h[d] ** 2
-               for d in range(padded.ndim))
+    weights = [1.0] * padded.ndim if weights is None else weights
+    return sum(w * (_shifted(padded, d, 1) - 2 * centre + _shifted(padded, d, -1)) / h[d] ** 2
+               for d, w in enumerate(weights) if w != 0)
 
 
 def engquist_osher(p_minus, p_plus, concave=False):

@@ -81,6 +81,12 @@ class Grid:
         pad = [(1 - (s - gs), 1 - (ge - e)) for (s, e), (gs, ge) in zip(self.ranges, self.ghost_ranges)]
         return np.pad(ghosted, pad, mode="edge")
 
+    def walls(self, axis):
+        """(lower, upper): whether this rank's block touches the reflecting walls of an axis."""
+        s, e = self.ranges[axis]
+        wall = self.boundary[axis] == REFLECTING
+        return wall and s == 0, wall and e == self.n[axis]
+
     def add_local_to_global(self, local_values, vec):
         """vec ← the ghosted-local values summed onto their owners (ghost entries included)."""
         self._local.getArray()[:] = local_values
@@ -140,6 +146,49 @@ class Grid:
             full[(Ellipsis,) + tuple(slice(s, e) for s, e in ranges)] = block
         return full
 
+    def allgather(self, values):
+        """The whole field on every rank (leading axes kept, then the grid axes)."""
+        values = np.ascontiguousarray(values)
+        full = np.empty(values.shape[: values.ndim - self.dim] + self.n)
+        for ranges, block in self.comm.allgather((self.ranges, values)):
+            full[(Ellipsis,) + tuple(slice(s, e) for s, e in ranges)] = block
+        return full
+
+    def diagonal(self, values, a, b):
+        """The whole field restricted to i_a = i_b (axes a < b of equal sizes), on every rank,
+        over the grid axes without axis a, in order."""
+        lo, hi = max(self.ranges[a][0], self.ranges[b][0]), min(self.ranges[a][1], self.ranges[b][1])
+        g = np.arange(lo, max(lo, hi))
+        picked = np.moveaxis(values, (a, b), (0, 1))[g - self.ranges[a][0], g - self.ranges[b][0]]
+        local = np.zeros(tuple(k for d, k in enumerate(self.n) if d != a))
+        rest = tuple(slice(s, e) for d, (s, e) in enumerate(self.ranges) if d not in (a, b))
+        np.moveaxis(local, b - 1, 0)[(g,) + rest] = picked
+        return self.comm.allreduce(local, op=MPI.SUM)
+
+    def restrict(self, full, axes):
+        """The owned block of a field given whole on every rank over the grid axes `axes`
+        (in order); missing axes become length-1 (broadcastable)."""
+        index = tuple(slice(*self.ranges[d]) if d in axes else None for d in range(self.dim))
+        expanded = np.asarray(full)[tuple(index[d] for d in axes)]
+        return expanded.reshape(tuple(self.owned_shape[d] if d in axes else 1 for d in range(self.dim)))
+
     def scatter(self, full):
         """Owned block of a field given whole on every rank (leading axes kept)."""
         return np.array(full[(Ellipsis,) + tuple(slice(s, e) for s, e in self.ranges)], dtype=float)
+
+
+def concatenated_indices(grids, vec):
+    """For unknowns stored grid after grid on each rank (`vec`: every rank's owned points of
+    grids[0], then of grids[1], ...): per grid, the global index in `vec` of each point of
+    its ghosted local vector."""
+    comm = grids[0].comm
+    offsets = np.array(comm.allgather(vec.getOwnershipRange()[0]))
+    sizes = [np.array(comm.allgather(int(np.prod(g.owned_shape)))) for g in grids]
+    maps, before = [], np.zeros_like(offsets)
+    for g, size in zip(grids, sizes):
+        starts = np.array(comm.allgather(g.create_vec().getOwnershipRange()[0]))
+        index = g.da.getLGMap().getIndices()
+        owner = np.searchsorted(starts, index, side="right") - 1
+        maps.append(index - starts[owner] + offsets[owner] + before[owner])
+        before = before + size
+    return maps

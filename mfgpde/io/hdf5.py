@@ -5,7 +5,9 @@ Layout::
     /grid/<axis>        1-D coordinates, one dataset per axis;
                         attribute ``axes`` on /grid = axis names in order
     /time/t             1-D times (nt + 1 values)
-    /solution/<field>   shape (len(t), *grid sizes), time axis first
+    /solution/<field>   shape (len(t), *grid sizes), time axis first; a field over some of
+                    the axes only (a leader's value on (x0, z) beside the follower's on
+                    (x0, x1, z)) names them in its attribute ``axes``
     /history/<name>     1-D convergence history (optional)
     /<group>/<name>     extra datasets (optional, e.g. /closed_form/u)
     root attributes     model, config (JSON string), version, status, ...
@@ -65,7 +67,7 @@ def _decode_attr(value):
     return value
 
 
-def _validate(axes, t, fields, history, extra):
+def _validate(axes, t, fields, history, extra, field_axes):
     t = np.asarray(t)
     if t.ndim != 1 or t.size == 0:
         raise ValueError(f"t must be a non-empty 1-D array, got shape {t.shape}")
@@ -75,11 +77,14 @@ def _validate(axes, t, fields, history, extra):
     for name, a in axes.items():
         if a.ndim != 1 or a.size == 0:
             raise ValueError(f"axis {name!r} must be a non-empty 1-D array, got shape {a.shape}")
-    shape = (t.size, *(a.size for a in axes.values()))
     fields = {str(k): np.asarray(v) for k, v in fields.items()}
     for name, f in fields.items():
+        names = list(field_axes.get(name, axes))
+        if [a for a in axes if a in names] != names:
+            raise ValueError(f"field {name!r}: axes {names} are not grid axes in order ({', '.join(axes)})")
+        shape = (t.size, *(axes[a].size for a in names))
         if f.shape != shape:
-            raise ValueError(f"field {name!r} has shape {f.shape}, expected {shape} (time, {', '.join(axes)})")
+            raise ValueError(f"field {name!r} has shape {f.shape}, expected {shape} (time, {', '.join(names)})")
     history = {str(k): np.asarray(v) for k, v in (history or {}).items()}
     for name, h in history.items():
         if h.ndim != 1:
@@ -126,17 +131,19 @@ def _fsync(path):
         os.close(fd)
 
 
-def write_result(path, *, axes, t, fields, attrs, history=None, extra=None) -> None:
+def write_result(path, *, axes, t, fields, attrs, history=None, extra=None, field_axes=None) -> None:
     """Write one result file atomically (temporary file + os.replace).
 
     ``axes``: ordered name -> 1-D coordinates; ``t``: 1-D times; ``fields``:
     name -> array of shape (len(t), *axis sizes); ``attrs``: root attributes
     (dicts/lists stored as JSON strings, None values skipped); ``history``:
-    name -> 1-D array; ``extra``: group -> {name: array}. Raises ValueError on
+    name -> 1-D array; ``extra``: group -> {name: array}; ``field_axes``: field ->
+    the axes it lies on where not all of them. Raises ValueError on
     bad shapes. On any error the target is untouched and no temporary remains.
     Call on one rank only.
     """
-    axes, t, fields, history = _validate(axes, t, fields, history, extra)
+    field_axes = field_axes or {}
+    axes, t, fields, history = _validate(axes, t, fields, history, extra, field_axes)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_path(path)
@@ -149,7 +156,9 @@ def write_result(path, *, axes, t, fields, attrs, history=None, extra=None) -> N
             f.create_group("time").create_dataset("t", data=t)
             sol = f.create_group("solution", track_order=True)
             for name, arr in fields.items():
-                sol.create_dataset(name, data=arr)
+                ds = sol.create_dataset(name, data=arr)
+                if name in field_axes:
+                    ds.attrs["axes"] = np.array(list(field_axes[name]), dtype=h5py.string_dtype())
             if history:
                 hist = f.create_group("history", track_order=True)
                 for name, h in history.items():

@@ -56,6 +56,9 @@ def plot_result(path, outdir=None, times=None) -> list[Path]:
     populations = sorted(int(k[5:]) for k in res.fields if k.startswith("m_pop"))
     if res.attrs.get("kind") == "stackelberg":
         _stackelberg(path, res, names, model, stem, plt, out)
+    elif res.attrs.get("kind") == "leader_follower":
+        from .leader_follower_plots import plot_leader_follower
+        plot_leader_follower(res, t, ks, model, stem, plt, lambda fig, p: _save(fig, plt, p, out))
     elif populations:
         _populations(res, populations, names, t, ks, model, stem, plt, out)
     elif len(names) == 1:

@@ -3,7 +3,7 @@
     (u^n − u^{n+1})/dt + ρ u^n − ν Δ_h u^n + H_h(x, D u^n; m^{n+1}) = 0,   u^{nt} = g(m^{nt})
 
 with the Engquist–Osher numerical Hamiltonian and an assembled sparse Jacobian.
-PETSc options prefix: `hjb_`.
+PETSc options prefix: `hjb_` (or the one given).
 """
 from petsc4py import PETSc
 
@@ -32,12 +32,12 @@ class HJBStep:
 
 
 class HJBSolver:
-    def __init__(self, problem):
+    def __init__(self, problem, prefix="hjb_"):
         self.problem = problem
         grid = problem.grid
         self.ctx = HJBStep(problem)
         self.snes = PETSc.SNES().create(comm=grid.da.getComm())
-        self.snes.setOptionsPrefix("hjb_")
+        self.snes.setOptionsPrefix(prefix)
         self.snes.setType(PETSc.SNES.Type.NEWTONLS)
         self.snes.setTolerances(rtol=1e-10, atol=1e-11, stol=1e-14, max_it=50)
         self._f = grid.create_vec()
@@ -50,20 +50,24 @@ class HJBSolver:
         self.newton_iterations = 0
         self.linear_iterations = 0
 
+    def step(self, t, u_next, density, guess, name="HJB"):
+        """u^n from u^{n+1} = u_next at time t, Newton started from `guess` (owned blocks)."""
+        self.ctx.t, self.ctx.u_next, self.ctx.density = t, u_next, density
+        self.problem.grid.set_owned(self._u, guess)
+        self.snes.solve(None, self._u)
+        reason = self.snes.getConvergedReason()
+        if reason <= 0:
+            raise SolverError(f"{name} Newton did not converge at t={t:.6g} (SNES reason {reason})")
+        self.newton_iterations += self.snes.getIterationNumber()
+        self.linear_iterations += self.snes.getLinearSolveIterations()
+        return self.problem.grid.owned(self._u).copy()
+
     def solve(self, m_path, u_path, warm=False):
         """Fill u_path (nt+1, *owned) backward in time for the densities m_path.  Newton
         starts from u^{n+1}, or with warm=True from the u_path[n] given (a previous iterate)."""
-        pb, grid = self.problem, self.problem.grid
+        pb = self.problem
         u_path[-1] = pb.terminal(pb.density(m_path[-1], pb.nt))
         for n in range(pb.nt - 1, -1, -1):
-            self.ctx.t, self.ctx.u_next = pb.t[n], u_path[n + 1]
-            self.ctx.density = pb.density(m_path[n + 1], n + 1)
-            grid.set_owned(self._u, u_path[n] if warm else u_path[n + 1])
-            self.snes.solve(None, self._u)
-            reason = self.snes.getConvergedReason()
-            if reason <= 0:
-                raise SolverError(f"HJB Newton did not converge at t={pb.t[n]:.6g} (SNES reason {reason})")
-            self.newton_iterations += self.snes.getIterationNumber()
-            self.linear_iterations += self.snes.getLinearSolveIterations()
-            u_path[n] = grid.owned(self._u)
+            u_path[n] = self.step(pb.t[n], u_path[n + 1], pb.density(m_path[n + 1], n + 1),
+                                  u_path[n] if warm else u_path[n + 1])
         return u_path

@@ -1,0 +1,155 @@
+"""From a resolved configuration of a continuous-time leader-follower game to a solved,
+compared and written study: the glue behind `mfgpde run` for the reduced master system.
+
+Errors against the closed form (or, for a nonlinear model, differences from the LQ game
+it departs from) are maxima over the window where the trajectories live, the central
+fraction `grid.window` of each axis (default a third: the walls of the box, where the
+state is held in, disturb a layer next to them that refinement does not shrink), taken
+at the same 9 points per axis at every resolution.  The grid's gains are the least-squares fits u0 ≈ K00 x0 + K10 z and
+u1 ≈ K0 x0 + K1 x1 + K2 z of the feedback fields on that window, per time level.
+"""
+import pathlib
+import time
+
+import numpy as np
+from mpi4py import MPI
+from scipy.interpolate import RegularGridInterpolator
+from petsc4py import PETSc
+
+from . import __version__
+from .closedforms.stackelberg_lq import COEFFS, GAINS
+from .config import ConfigError
+from .grids import Grid
+from .io import write_result
+from .models import ModelError
+from .models.leader_follower import create_leader_follower
+from .runner import check_writable
+from .solvers.leader_follower import LeaderFollowerSolver
+
+LEADER_FIELDS, FOLLOWER_FIELDS = ("V0", "u0", "zdot"), ("V1", "u1")
+SAMPLES = 9  # points per axis where errors are measured
+
+
+def build(cfg, comm=None, verbose=False):
+    """Model, the leader's (x0, z) and the follower's (x0, x1, z) grids, the solver, and the
+    reference Riccati solution (None where the model has none)."""
+    params = {k: v for k, v in cfg["model"].items() if k != "name"}
+    g, T = cfg["grid"], cfg["time"]["T"]
+    try:
+        model = create_leader_follower(cfg["model"]["name"], **params)
+        reference = model.lq_reference(T)
+    except ModelError as e:
+        raise ConfigError(str(e)) from None
+    (a, b), (c, d), (n0, nz) = g["x0"], g["z"], g["n"]
+    try:
+        leader = Grid([a, c], [b, d], [n0, nz], names=("x0", "z"), comm=comm)
+        follower = Grid([a, c, c], [b, d, d], [n0, nz, nz], names=("x0", "x1", "z"), comm=comm)
+    except PETSc.Error:
+        size = (comm or PETSc.COMM_WORLD).getSize()
+        raise ConfigError(f"grid.n: {g['n']} cells cannot be split over {size} MPI ranks") from None
+    s = cfg["solver"]
+    progress = _progress(cfg["time"]["nt"]) if verbose and leader.rank == 0 else None
+    solver = LeaderFollowerSolver(model, leader, follower, T, cfg["time"]["nt"], coupling=s["coupling"],
+                                  tol=s["tolerance"], max_iterations=s["max_iterations"], progress=progress)
+    return model, solver, reference
+
+
+def _progress(nt):
+    every = max(1, nt // 10)
+
+    def show(n, t, iterations, elapsed):
+        if n % every == 0:
+            print(f"level {nt - n:4d}/{nt}  t = {t:8.4g}  coupling iterations {iterations:3d}  {elapsed:8.2f} s",
+                  flush=True)
+    return show
+
+
+def window(grid, fraction):
+    """Owned-block mask of the central `fraction` of every axis."""
+    mask = np.ones(grid.owned_shape, dtype=bool)
+    for d, xd in enumerate(grid.local_coordinates()):
+        centre, half = 0.5 * (grid.lower[d] + grid.upper[d]), 0.5 * fraction * (grid.upper[d] - grid.lower[d])
+        mask &= np.abs(xd - centre) <= half + 1e-12
+    return mask
+
+
+def sample_points(grid, fraction, per_axis=SAMPLES):
+    """The same points at every resolution: a lattice spanning the window, per axis."""
+    return [0.5 * (a + b) + 0.5 * fraction * (b - a) * np.linspace(-1, 1, per_axis)
+            for a, b in zip(grid.lower, grid.upper)]
+
+
+def window_errors(solver, solution, reference, fraction):
+    """Sup errors at the window's sample points (grid fields interpolated multilinearly,
+    second order) at t = 0 and over all levels, per field; on every rank."""
+    grids = {"0": solver.g0, "1": solver.g1}
+    samples = {k: np.meshgrid(*sample_points(g, fraction), indexing="ij") for k, g in grids.items()}
+    errors = {}
+    for n in range(solver.leader.nt + 1):
+        t = solver.leader.t[n]
+        exact = {"V0": reference.V0(t, *samples["0"]), "u0": reference.u0(t, *samples["0"]),
+                 "V1": reference.V1(t, *samples["1"]), "u1": reference.u1(t, *samples["1"])}
+        for name, value in exact.items():
+            grid = grids[name[-1]]
+            full = grid.gather(getattr(solution, name)[n])
+            e = None
+            if grid.rank == 0:
+                axes = [grid.coordinates(d) for d in range(grid.dim)]
+                found = RegularGridInterpolator(axes, full)(np.stack([x.ravel() for x in samples[name[-1]]], axis=1))
+                e = float(np.max(np.abs(found - value.ravel())))
+            e = grid.comm.bcast(e, root=0)
+            errors[f"{name}_all"] = max(errors.get(f"{name}_all", 0.0), e)
+            if n == 0:
+                errors[f"{name}_t0"] = e
+    return errors
+
+
+def fitted_gains(x0, x1, z, u0, u1, inside0, inside1):
+    """Least-squares gains of the feedback fields (time first) on the window, per level."""
+    X0, Z = np.meshgrid(x0, z, indexing="ij")
+    Y0, Y1, Y2 = np.meshgrid(x0, x1, z, indexing="ij")
+    a0 = np.stack([X0[inside0], Z[inside0], np.ones(inside0.sum())], axis=1)
+    a1 = np.stack([Y0[inside1], Y1[inside1], Y2[inside1], np.ones(inside1.sum())], axis=1)
+    k0 = np.linalg.lstsq(a0, u0[:, inside0].T, rcond=None)[0]
+    k1 = np.linalg.lstsq(a1, u1[:, inside1].T, rcond=None)[0]
+    return {"K00": k0[0], "K10": k0[1], "K0": k1[0], "K1": k1[1], "K2": k1[2]}
+
+
+def run_leader_follower(cfg, out, verbose=True):
+    """Solve backward, compare with the reference, write `out` (rank 0 gathers)."""
+    out = pathlib.Path(out)
+    model, solver, reference = build(cfg, verbose=verbose)
+    g0, g1 = solver.g0, solver.g1
+    check_writable(out, g0.comm)
+    start = time.perf_counter()
+    solution = solver.solve()
+    fraction = cfg["grid"]["window"]
+    errors = window_errors(solver, solution, reference, fraction) if reference is not None else {}
+    kind = "error" if model.closed_form(cfg["time"]["T"]) is not None else "difference from LQ"
+    if verbose and g0.rank == 0:
+        print(f"leader-follower: {solution.status} in {time.perf_counter() - start:.1f} s", flush=True)
+        if errors:
+            print(f"leader-follower: {kind} on the window at t = 0: " +
+                  ", ".join(f"{k[:-3]} {v:.3e}" for k, v in errors.items() if k.endswith("_t0")), flush=True)
+    fields = {name: (g0 if name in LEADER_FIELDS else g1).gather(getattr(solution, name))
+              for name in LEADER_FIELDS + FOLLOWER_FIELDS}
+    inside0, inside1 = (g.gather(window(g, fraction).astype(float)) for g in (g0, g1))
+    if g0.rank == 0:
+        _write(out, cfg, model, solver, solution, fields, inside0 > 0, inside1 > 0, reference, errors, kind)
+    g0.comm.Barrier()
+    return solution, out
+
+
+def _write(path, cfg, model, solver, solution, fields, inside0, inside1, reference, errors, kind):
+    g1, t = solver.g1, solver.leader.t
+    axes = {name: g1.coordinates(d) for d, name in enumerate(g1.names)}
+    extra = {"gains": fitted_gains(axes["x0"], axes["x1"], axes["z"], fields["u0"], fields["u1"], inside0, inside1)}
+    if reference is not None:
+        rows = reference.table(t)
+        extra["riccati"] = {"t": t, **{k: np.array([r[k] for r in rows]) for k in GAINS + COEFFS}}
+    attrs = {"model": model.name, "kind": "leader_follower", "config": cfg, "version": __version__,
+             "status": solution.status, "converged": int(solution.converged), "iterations": solution.stats["sweeps"],
+             "mpi_ranks": MPI.COMM_WORLD.Get_size(), "reference": kind if reference is not None else "none",
+             **solution.stats, **{f"{kind.split()[0]}_{k}": v for k, v in errors.items()}}
+    write_result(path, axes=axes, t=t, fields=fields, attrs=attrs, extra=extra,
+                 field_axes={name: ("x0", "z") for name in LEADER_FIELDS})
