@@ -27,7 +27,7 @@ DEFAULTS = {
 REQUIRED = {"model": ["name"], "grid": ["lower", "upper", "n"], "time": ["T", "nt"]}
 OPEN_SECTIONS = ("model", "petsc")  # keys checked elsewhere (the model) or free (PETSc options)
 COUPLINGS = ("picard", "newton")
-NEWTON_LINEAR = ("auto", "direct", "fieldsplit")
+NEWTON_LINEAR = ("auto", "direct", "fieldsplit", "marching")
 
 
 def parse_value(text):

@@ -26,15 +26,16 @@ def direct_newton_too_large(problem):
 
 class NewtonCoupling:
     def __init__(self, problem, damping=0.5, picard_iterations=1, tol=1e-10, max_iterations=30,
-                 mass_tol=1e-12, monitors=(), on_state=None, linear="direct"):
+                 mass_tol=1e-12, monitors=(), on_state=None, linear="marching"):
         if type(problem.model).d2H_dp2 is MFGModel.d2H_dp2:
             raise ValueError(f"solver.coupling: model '{problem.model.name}' provides no d2H_dp2, "
                              "which Newton needs (use coupling = \"picard\")")
         too_large, unknowns = direct_newton_too_large(problem)
         user_solver = any(PETSc.Options().hasName(f"newton_{k}") for k in ("ksp_type", "pc_type"))
-        if too_large and not user_solver:
+        if too_large and linear in ("direct", "fieldsplit") and not user_solver:
             raise ValueError(f"solver.coupling: Newton's space-time factorisations for {unknowns} unknowns would "
-                             "not fit in memory; use coupling = \"picard\" or choose -newton_ksp_type/-newton_pc_type")
+                             "not fit in memory; use newton_linear = \"marching\" or choose "
+                             "-newton_ksp_type/-newton_pc_type")
         if picard_iterations < 1:
             raise ValueError("solver.picard_iterations: Newton starts after at least one Picard iteration")
         self.problem, self.mass_tol = problem, mass_tol
@@ -64,5 +65,6 @@ class NewtonCoupling:
                   f"not converged: Newton stopped after {its} iterations (SNES reason {reason})")
         stats = {**warm.stats, "newton_iterations": its,
                  "newton_linear_iterations": self.newton.snes.getLinearSolveIterations(),
+                 "newton_grid_solves": sum(t.solves for t in self.newton.marching or ()),
                  "wall_time": time.perf_counter() - start}
         return Solution(pb, u, m, converged, picard_its + its, status, stats)

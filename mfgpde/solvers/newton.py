@@ -15,6 +15,7 @@ import numpy as np
 from petsc4py import PETSc
 
 from ..models import Density
+from .marching import TimeMarching
 from .monitors import IterationInfo
 from .problem import SolverError
 from .spacetime import SpaceTimeLayout
@@ -38,8 +39,10 @@ def _default_options(table):
 
 class NewtonSolver:
     def __init__(self, problem, tol=1e-10, max_iterations=30, monitors=(), linear="direct", on_state=None):
-        """linear: "direct" (MUMPS on the whole Jacobian) or "fieldsplit" (FGMRES with block
-        Gauss–Seidel over the fields u, m, mean, each u and m block factored by MUMPS).
+        """linear: "direct" (MUMPS on the whole Jacobian), "fieldsplit" (FGMRES with block
+        Gauss–Seidel over the fields u, m, mean, each u and m block factored by MUMPS) or
+        "marching" (the same block Gauss–Seidel, each u and m block inverted by marching in
+        time with one grid-sized solve per level: no space–time factorisation).
         on_state(offset + k, u, m) after every Newton iterate k (for checkpoints)."""
         self.problem, self.monitors, self.on_state, self.offset = problem, list(monitors), on_state, 0
         grid, model = problem.grid, problem.model
@@ -58,7 +61,16 @@ class NewtonSolver:
         snes.setJacobian(self.jacobian, self._J)
         snes.setMonitor(self._monitor)
         ksp = snes.getKSP()
-        if linear == "fieldsplit":
+        self.marching = None
+        if linear == "marching":
+            w_dt = self.weight / problem.dt
+            self.marching = (TimeMarching(problem, True, w_dt, False), TimeMarching(problem, False, w_dt, True))
+            ksp.setType(PETSc.KSP.Type.FGMRES)
+            ksp.setTolerances(rtol=1e-8, max_it=500)
+            ksp.getPC().setType(PETSc.PC.Type.FIELDSPLIT)
+            ksp.getPC().setFieldSplitType(PETSc.PC.CompositeType.MULTIPLICATIVE)
+            _default_options({"newton_fieldsplit_mean_pc_type": "jacobi"})
+        elif linear == "fieldsplit":
             ksp.setType(PETSc.KSP.Type.FGMRES)
             ksp.setTolerances(rtol=1e-8, max_it=500)
             ksp.getPC().setType(PETSc.PC.Type.FIELDSPLIT)
@@ -75,6 +87,7 @@ class NewtonSolver:
         snes.setFromOptions()
         if ksp.getPC().getType() == PETSc.PC.Type.FIELDSPLIT:
             self._set_fields(ksp.getPC())
+        self._marching_attached = False
 
     def _set_fields(self, pc):
         """Fields `u`, `m` (and `mean`) of the space–time vector, for PCFIELDSPLIT."""
@@ -151,7 +164,8 @@ class NewtonSolver:
             ru, rm = lay.rows([lay.u_block(n)])[0], lay.rows([lay.m_block(n + 1)])[0]
             cu, cm = lay.columns([lay.u_block(n)])[0], lay.columns([lay.m_block(n + 1)])[0]
             # HJB rows: ∂/∂u^n, ∂/∂u^{n+1}, ∂/∂m^{n+1} (local and through the mean)
-            _add(P, ru[:, None], cu, w * pb.stencil.flat(pb.hjb_jacobian(t, padded, d_next, up=up)))
+            D = pb.hjb_jacobian(t, padded, d_next, up=up)
+            _add(P, ru[:, None], cu, w * pb.stencil.flat(D))
             if n + 1 < pb.nt:
                 self._diagonal(P, ru, lay.rows([lay.u_block(n + 1)])[0], np.full(lay.N, -w / pb.dt))
             dHdm = flat(pb.eo(lambda p: model.dH_dm(t, pb.x, p, d_next), up))
@@ -164,7 +178,11 @@ class NewtonSolver:
                 col = np.full(lay.N, lay.mean_index(n + 1, k))
                 _add(P, ru[:, None], col[:, None], (w * dHdmean[k])[:, None])
             # FP rows: ∂/∂m^{n+1} (transpose of the linearised HJB operator), ∂/∂m^n, ∂/∂u^n
-            A = w * pb.stencil.flat(pb.fp_operator(t, padded, d_next, m=m[n + 1], up=up))
+            A = pb.fp_operator(t, padded, d_next, m=m[n + 1], up=up)
+            if self.marching is not None:
+                self.marching[0].set_level(n, w * D)
+                self.marching[1].set_level(n, w * A)
+            A = w * pb.stencil.flat(A)
             _add(P, cm.reshape(-1, 1), np.repeat(rm, cm.shape[1])[:, None], A.reshape(-1, 1))
             if n > 0:
                 self._diagonal(P, rm, lay.rows([lay.m_block(n)])[0], np.full(lay.N, -w / pb.dt))
@@ -174,6 +192,29 @@ class NewtonSolver:
         P.assemble()
         if J != P:
             J.assemble()
+        if self.marching is not None and not self._marching_attached:
+            self._attach_marching(J, P)
+
+    def _attach_marching(self, J, P):
+        """Make the time-marching inverses the u and m splits' preconditioners (the splits
+        exist once the field split is set up with the first Jacobian)."""
+        ksp = self.snes.getKSP()
+        ksp.setOperators(J, P)
+        pc = ksp.getPC()
+        pc.setUp()
+        for sub, march in zip(pc.getFieldSplitSubKSP(), self.marching):
+            sub.setType(PETSc.KSP.Type.PREONLY)
+            sub.getPC().setType(PETSc.PC.Type.PYTHON)
+            sub.getPC().setPythonContext(march)
+        self._marching_attached = True
+
+    def _detach_marching(self):
+        """Hand the splits back to PETSc's own preconditioners: a Python context left inside
+        a PETSc object would be released after PETSc itself at exit."""
+        if self._marching_attached:
+            for sub in self.snes.getKSP().getPC().getFieldSplitSubKSP():
+                sub.getPC().setType(PETSc.PC.Type.NONE)
+            self._marching_attached = False
 
     @staticmethod
     def _diagonal(P, rows, cols, values):
@@ -231,7 +272,10 @@ class NewtonSolver:
         if means is not None:
             means[:] = np.array(moments)
         self._start = time.perf_counter()
-        self.snes.solve(None, self._X)
+        try:
+            self.snes.solve(None, self._X)
+        finally:
+            self._detach_marching()
         reason = self.snes.getConvergedReason()
         u, m, _ = self._levels(self._X)
         return np.array(u), np.array(m), reason > 0, self.snes.getIterationNumber(), reason
