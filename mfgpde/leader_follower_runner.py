@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 from mpi4py import MPI
-from scipy.interpolate import RegularGridInterpolator
 from petsc4py import PETSc
+from scipy.interpolate import RegularGridInterpolator
 
 from . import __version__
 from .closedforms.stackelberg_lq import COEFFS, GAINS

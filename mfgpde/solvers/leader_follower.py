@@ -26,7 +26,6 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-
 from petsc4py import PETSc
 
 from ..grids.box import concatenated_indices
@@ -115,7 +114,7 @@ class LeaderFollowerSolver:
         return u0, zdot, self.follower.policy(self.g1.padded(self._v1), d1)[0]
 
     def _level(self, n, V0_next, V1_next):
-        """(V0^n, V1^n) from level n + 1 by Picard sweeps, and the number of sweeps."""
+        """(V0^n, V1^n) from level n + 1 by the chosen coupling, and the number of sweeps."""
         t, p1bar = self.leader.t[n], self.mean_gradient(V1_next)
         V0, V1 = V0_next, V1_next
         for k in range(1, self.max_iterations + 1):
