@@ -40,9 +40,36 @@ def check_grid(n, boundary):
     y = grid.create_vec()
     A.mult(vec, y)
     assert np.allclose(grid.owned(y), laplacian(padded, grid.h), rtol=1e-12, atol=1e-9)
-    c = st.laplacian_coefficients() * (1.0 + np.arange(st.width)).reshape((-1,) + (1,) * grid.dim)
+    x = grid.local_coordinates()
+    c = np.stack([(1.0 + k) * (2.0 + field(*x) * (k + 1) ** 0.5) for k in range(st.width)])
     B, BT = st.assemble(st.matrix(), c), st.assemble(st.matrix(), c, transpose=True)
     assert BT.equal(B.transpose())
+    check_difference_gram(st, c[1:], vec)
+
+
+def check_difference_gram(st, weights, vec):
+    """The assembled Σ_k D_kᵀ diag(w_k) D_k against PETSc's own products."""
+    G = st.assemble(st.matrix(), st.difference_gram(weights))
+    y, z = st.grid.create_vec(), st.grid.create_vec()
+    G.mult(vec, y)
+    ref = st.grid.create_vec()
+    ref.set(0.0)
+    for k in range(1, st.width):
+        c = np.zeros((st.width,) + st.grid.owned_shape)
+        c[0], c[k] = -1.0, 1.0
+        D = st.assemble(st.matrix(), c)
+        D.diagonalScale(L=weights_vec(st.grid, weights[k - 1]))
+        Dv, DtDv = st.grid.create_vec(), st.grid.create_vec()
+        st.assemble(st.matrix(), c).mult(vec, Dv)
+        D.multTranspose(Dv, DtDv)  # D here is diag(w) D_k, so this is D_kᵀ diag(w) D_k v
+        ref.axpy(1.0, DtDv)
+    assert np.allclose(y.getArray(), ref.getArray(), rtol=1e-12, atol=1e-10)
+
+
+def weights_vec(grid, values):
+    v = grid.create_vec()
+    grid.set_owned(v, values)
+    return v
     # reductions
     assert abs(grid.integrate(np.ones(grid.owned_shape)) - np.prod(np.subtract(grid.upper, grid.lower))) < 1e-12
 

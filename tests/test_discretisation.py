@@ -123,3 +123,24 @@ def test_transpose_apply_equals_matrix_transpose(boundary):
     st.assemble(st.matrix(), coeffs).multTranspose(m, y)
     st.transpose_apply(coeffs, grid.owned(m), z)
     np.testing.assert_allclose(z.getArray(), y.getArray(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("boundary", ["reflecting", "periodic"])
+@pytest.mark.parametrize("n", [[7], [6, 5]])
+def test_transposed_and_difference_gram_coefficients(n, boundary):
+    """Row-wise coefficients of Aᵀ and of Σ_k D_kᵀ diag(w_k) D_k ((D_k v)_j = v_{nb_k(j)} − v_j)
+    against dense products, random fields, walls and wrap-around included."""
+    grid = Grid([0.0] * len(n), [1.0] * len(n), n, boundary=boundary)
+    st = Stencil(grid)
+    rng = np.random.default_rng(5)
+    c = rng.normal(size=(st.width,) + grid.owned_shape)
+    dense = lambda coeffs: st.assemble(st.matrix(), coeffs).convert("dense").getDenseArray()  # noqa: E731
+    np.testing.assert_allclose(dense(st.transposed(c)), dense(c).T, atol=1e-12)
+    weights = rng.uniform(0.5, 2.0, size=(st.width - 1,) + grid.owned_shape)
+    expected = 0.0
+    for k in range(1, st.width):
+        e = np.zeros_like(c)
+        e[0], e[k] = -1.0, 1.0
+        D = dense(e)
+        expected = expected + D.T @ np.diag(weights[k - 1].ravel(order="F")) @ D
+    np.testing.assert_allclose(dense(st.difference_gram(weights)), expected, atol=1e-12)

@@ -17,6 +17,7 @@ class Stencil:
         self.width = len(cols)
         self._rows = cols[0].reshape(-1, 1, order="F").astype(PETSc.IntType)
         self._cols = np.stack([c.ravel(order="F") for c in cols], axis=1).astype(PETSc.IntType)
+        self._work = None
 
     def matrix(self):
         """An empty matrix with the grid's layout and the star pattern preallocated."""
@@ -54,6 +55,49 @@ class Stencil:
         """Coefficients as an (N, 2d+1) array matching rows_and_columns()."""
         return np.moveaxis(coefficients, 0, -1).reshape(-1, self.width, order="F")
 
+    def _neighbour(self, values, axis, side, wall):
+        """values at the neighbour j + side e_axis of every owned point j; `wall` where that
+        neighbour lies behind a reflecting wall (from neighbouring ranks across cuts)."""
+        grid = self.grid
+        if self._work is None:
+            self._work = grid.create_vec()
+        grid.set_owned(self._work, values)
+        padded = grid.padded(self._work)
+        index = [slice(1, -1)] * grid.dim
+        index[axis] = slice(1 + side, padded.shape[axis] - 1 + side)
+        out = np.array(padded[tuple(index)])
+        lower, upper = grid.walls(axis)
+        if (lower and side < 0) or (upper and side > 0):
+            edge = [slice(None)] * grid.dim
+            edge[axis] = 0 if side < 0 else -1
+            out[tuple(edge)] = np.broadcast_to(wall, out.shape)[tuple(edge)]
+        return out
+
+    def transposed(self, coefficients):
+        """Coefficients of Aᵀ: row j holds A's column j, A[j ∓ e_d, j] = the ± coefficient of
+        the neighbour; at a wall the folded coefficient stays where it was."""
+        t = np.array(coefficients)
+        for d in range(self.grid.dim):
+            minus, plus = coefficients[1 + 2 * d], coefficients[2 + 2 * d]
+            t[1 + 2 * d] = self._neighbour(plus, d, -1, wall=minus)
+            t[2 + 2 * d] = self._neighbour(minus, d, +1, wall=plus)
+        return t
+
+    def difference_gram(self, weights):
+        """Coefficients of Σ_k D_kᵀ diag(w_k) D_k, (D_k v)_j = v_{nb_k(j)} − v_j, k over the
+        neighbour columns [axis 0 −, axis 0 +, ...] with weights (2d, *owned_shape)."""
+        c = np.zeros((self.width,) + self.grid.owned_shape)
+        for k in range(1, self.width):
+            d, side = (k - 1) // 2, (-1 if k % 2 else 1)
+            opposite = k + 1 if side < 0 else k - 1
+            w = weights[k - 1]
+            # own row: w (v_j − v_nb); the neighbour's row: w_j (v_nb − v_j) seen from nb
+            from_neighbour = self._neighbour(w, d, -side, wall=0.0)
+            c[0] += w + from_neighbour
+            c[k] -= w
+            c[opposite] -= from_neighbour
+        return c
+
     def transpose_apply(self, coefficients, values, out):
         """out ← Aᵀ v for the operator A with these coefficients, v given by its owned values."""
         weights = self.flat(coefficients) * values.reshape(-1, 1, order="F")
@@ -63,13 +107,10 @@ class Stencil:
 
     def assemble(self, mat, coefficients, transpose=False):
         """mat ← the operator (or its transpose) with the given coefficients."""
+        if transpose:
+            coefficients = self.transposed(coefficients)
         vals = np.ascontiguousarray(self.flat(coefficients), dtype=PETSc.ScalarType)
         mat.zeroEntries()
-        if transpose:
-            rows = np.broadcast_to(self._rows, self._cols.shape)
-            mat.setValuesLocalRCV(self._cols.reshape(-1, 1), np.ascontiguousarray(rows).reshape(-1, 1),
-                                  vals.reshape(-1, 1), addv=PETSc.InsertMode.ADD_VALUES)
-        else:
-            mat.setValuesLocalRCV(self._rows, self._cols, vals, addv=PETSc.InsertMode.ADD_VALUES)
+        mat.setValuesLocalRCV(self._rows, self._cols, vals, addv=PETSc.InsertMode.ADD_VALUES)
         mat.assemble()
         return mat

@@ -65,6 +65,6 @@ class NewtonCoupling:
                   f"not converged: Newton stopped after {its} iterations (SNES reason {reason})")
         stats = {**warm.stats, "newton_iterations": its,
                  "newton_linear_iterations": self.newton.snes.getLinearSolveIterations(),
-                 "newton_grid_solves": sum(t.solves for t in self.newton.marching or ()),
+                 "newton_grid_solves": sum(t.solves for t in self.newton.levels.marchings) if self.newton.levels else 0,
                  "wall_time": time.perf_counter() - start}
         return Solution(pb, u, m, converged, picard_its + its, status, stats)

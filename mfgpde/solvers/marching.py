@@ -3,9 +3,9 @@
 The u block is block upper bidiagonal in time (row n: D_n u^n − (w/dt) u^{n+1}), the m
 block block lower bidiagonal (row n + 1: A_nᵀ m^{n+1} − (w/dt) m^n): one grid-sized solve
 per time level inverts it, backward for u and forward for m, which is what a Picard
-sweep does, linearised.  Used as the PCPYTHON context of a PCFIELDSPLIT split, so the
-Newton step costs grid solves instead of a space–time factorisation.  Per level a PETSc
-KSP (options prefix `newton_march_`; GMRES + ILU, or LU on small grids, by default).
+sweep does, linearised: the Newton step costs grid solves instead of a space–time
+factorisation (see matrix_free.BlockGaussSeidel).  Level solves by a PETSc KSP (options
+prefix `newton_march_`; GMRES + SOR, or LU on small grids, by default).
 """
 from petsc4py import PETSc
 
@@ -21,36 +21,48 @@ class TimeMarching:
         grid = problem.grid
         self.problem, self.backward, self.coupling, self.transpose = problem, backward, coupling, transpose
         self.mats = [problem.stencil.matrix() for _ in range(problem.nt)]
-        self.ksps = []
+        comm = grid.da.getComm()
+        # one KSP (one Krylov workspace) for all levels, each level its own PC: the PC keeps
+        # what it set up for its matrix (an LU factor on small grids; SOR needs none)
+        self.ksp = ksp = PETSc.KSP().create(comm=comm)
+        ksp.setOptionsPrefix("newton_march_")
+        configure_default(ksp, grid, rtol=1e-6)
+        if ksp.getType() != PETSc.KSP.Type.PREONLY:
+            ksp.getPC().setType(PETSc.PC.Type.SOR)
+            ksp.setInitialGuessNonzero(True)
+        ksp.setFromOptions()
+        pc_type = ksp.getPC().getType()
+        self.pcs = []
         for mat in self.mats:
-            ksp = PETSc.KSP().create(comm=grid.da.getComm())
-            ksp.setOptionsPrefix("newton_march_")
-            configure_default(ksp, grid, rtol=1e-6)
-            ksp.setOperators(mat)
-            ksp.setFromOptions()
-            self.ksps.append(ksp)
+            pc = PETSc.PC().create(comm=comm)
+            pc.setOptionsPrefix("newton_march_")
+            pc.setType(pc_type)
+            pc.setOperators(mat)
+            pc.setFromOptions()
+            self.pcs.append(pc)
         self._b, self._x = grid.create_vec(), grid.create_vec()
         self.solves = self.iterations = 0
 
     def set_level(self, n, coefficients):
         """The diagonal block of level n from its stencil coefficients (already weighted)."""
         self.problem.stencil.assemble(self.mats[n], coefficients, transpose=self.transpose)
-        self.ksps[n].setOperators(self.mats[n])
+        self.pcs[n].setOperators(self.mats[n])
 
-    def apply(self, pc, x, y):
-        """y ← (the field's block)⁻¹ x."""
-        nt = self.problem.nt
-        xa = x.getArray(readonly=True).reshape(nt, -1)
-        ya = y.getArray().reshape(nt, -1)
+    def solve(self, rhs, out):
+        """out ← (the field's block)⁻¹ rhs, both (nt, N) arrays of the owned values.  Each
+        level's solve starts from its neighbour's solution (the fields are smooth in time)."""
+        x = self._x.getArray()
+        x[:] = 0.0
         previous = None
-        for n in (range(nt - 1, -1, -1) if self.backward else range(nt)):
-            rhs = self._b.getArray()
-            rhs[:] = xa[n] if previous is None else xa[n] + self.coupling * ya[previous]
-            self.ksps[n].solve(self._b, self._x)
-            if self.ksps[n].getConvergedReason() < 0:
-                raise SolverError(f"time-marching preconditioner: level {n} solve failed "
-                                  f"(KSP reason {self.ksps[n].getConvergedReason()})")
+        for n in (range(self.problem.nt - 1, -1, -1) if self.backward else range(self.problem.nt)):
+            b = self._b.getArray()
+            b[:] = rhs[n] if previous is None else rhs[n] + self.coupling * out[previous]
+            self.ksp.setPC(self.pcs[n])
+            self.ksp.solve(self._b, self._x)
+            reason = self.ksp.getConvergedReason()
+            if reason < 0:
+                raise SolverError(f"time-marching preconditioner: level {n} solve failed (KSP reason {reason})")
             self.solves += 1
-            self.iterations += self.ksps[n].getIterationNumber()
-            ya[n] = self._x.getArray(readonly=True)
+            self.iterations += self.ksp.getIterationNumber()
+            out[n] = self._x.getArray(readonly=True)
             previous = n

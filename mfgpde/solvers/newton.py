@@ -8,19 +8,31 @@ n = 0..nt−1.  The Jacobian (HJB and FP blocks, both coupling blocks, the borde
 rows) is assembled as one distributed AIJ matrix.  Rows are weighted by √(dt h^d), so the
 SNES norm is a discrete L²(0,T; L²) norm.  Options prefix `newton_`.
 """
+import atexit
 import math
 import time
+import weakref
 
 import numpy as np
 from petsc4py import PETSc
 
 from ..models import Density
-from .marching import TimeMarching
+from .matrix_free import BlockGaussSeidel, LevelJacobian
 from .monitors import IterationInfo
 from .problem import SolverError
 from .spacetime import SpaceTimeLayout
 
 ADD = PETSc.InsertMode.ADD_VALUES
+_LIVE = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all():
+    """PETSc objects holding Python contexts must go while Python is alive: left to
+    PetscFinalize, they would be destroyed after the interpreter and crash."""
+    for solver in list(_LIVE):
+        solver.close()
+    PETSc.garbage_cleanup()
 
 
 def _add(P, rows, cols, values):
@@ -41,8 +53,9 @@ class NewtonSolver:
     def __init__(self, problem, tol=1e-10, max_iterations=30, monitors=(), linear="direct", on_state=None):
         """linear: "direct" (MUMPS on the whole Jacobian), "fieldsplit" (FGMRES with block
         Gauss–Seidel over the fields u, m, mean, each u and m block factored by MUMPS) or
-        "marching" (the same block Gauss–Seidel, each u and m block inverted by marching in
-        time with one grid-sized solve per level: no space–time factorisation).
+        "marching" (the same block Gauss–Seidel, matrix-free: the Jacobian kept as grid
+        matrices per level, each u and m block inverted by marching in time with one
+        grid-sized solve per level; no space–time matrix, see matrix_free.py).
         on_state(offset + k, u, m) after every Newton iterate k (for checkpoints)."""
         self.problem, self.monitors, self.on_state, self.offset = problem, list(monitors), on_state, 0
         grid, model = problem.grid, problem.model
@@ -52,7 +65,12 @@ class NewtonSolver:
         self.mean_weight = math.sqrt(problem.dt)
         self._vec = grid.create_vec()
         self._F, self._X = lay.create_vec(), lay.create_vec()
-        self._J = lay.create_matrix(self._preallocation())
+        self.levels = LevelJacobian(problem, lay, self.weight, self.mean_weight) if linear == "marching" else None
+        if self.levels is not None:
+            self._J = PETSc.Mat().createPython(((lay.local_size, lay.size),) * 2, self.levels, comm=grid.da.getComm())
+            self._J.setUp()
+        else:
+            self._J = lay.create_matrix(self._preallocation())
         self.snes = snes = PETSc.SNES().create(comm=grid.da.getComm())
         snes.setOptionsPrefix("newton_")
         snes.setType(PETSc.SNES.Type.NEWTONLS)
@@ -61,18 +79,13 @@ class NewtonSolver:
         snes.setJacobian(self.jacobian, self._J)
         snes.setMonitor(self._monitor)
         ksp = snes.getKSP()
-        self.marching = None
+        if linear in ("marching", "fieldsplit"):
+            ksp.setType(PETSc.KSP.Type.FGMRES)
+            ksp.setTolerances(rtol=1e-8, max_it=500)
         if linear == "marching":
-            w_dt = self.weight / problem.dt
-            self.marching = (TimeMarching(problem, True, w_dt, False), TimeMarching(problem, False, w_dt, True))
-            ksp.setType(PETSc.KSP.Type.FGMRES)
-            ksp.setTolerances(rtol=1e-8, max_it=500)
-            ksp.getPC().setType(PETSc.PC.Type.FIELDSPLIT)
-            ksp.getPC().setFieldSplitType(PETSc.PC.CompositeType.MULTIPLICATIVE)
-            _default_options({"newton_fieldsplit_mean_pc_type": "jacobi"})
+            ksp.getPC().setType(PETSc.PC.Type.PYTHON)
+            ksp.getPC().setPythonContext(BlockGaussSeidel(self.levels))
         elif linear == "fieldsplit":
-            ksp.setType(PETSc.KSP.Type.FGMRES)
-            ksp.setTolerances(rtol=1e-8, max_it=500)
             ksp.getPC().setType(PETSc.PC.Type.FIELDSPLIT)
             ksp.getPC().setFieldSplitType(PETSc.PC.CompositeType.MULTIPLICATIVE)
             _default_options({"newton_fieldsplit_u_pc_type": "lu", "newton_fieldsplit_m_pc_type": "lu",
@@ -87,7 +100,12 @@ class NewtonSolver:
         snes.setFromOptions()
         if ksp.getPC().getType() == PETSc.PC.Type.FIELDSPLIT:
             self._set_fields(ksp.getPC())
-        self._marching_attached = False
+        _LIVE.add(self)
+
+    def close(self):
+        """Destroy the PETSc objects that hold Python contexts (collective)."""
+        self.snes.destroy()
+        self._J.destroy()
 
     def _set_fields(self, pc):
         """Fields `u`, `m` (and `mean`) of the space–time vector, for PCFIELDSPLIT."""
@@ -152,89 +170,68 @@ class NewtonSolver:
             if Fmean is not None:
                 Fmean[:] = self.mean_weight * (np.array([dn.mean for dn in dens[1:]]) - np.array(mean))
 
-    def jacobian(self, snes, X, J, P):
+    def _linearised_levels(self, u, m, dens):
+        """Per level n, the pieces of the rows HJB_n and FP_n (all weighted by w): stencil
+        coefficients D (∂/∂u^n) and A (FP_n in m^{n+1} is Aᵀ), the diagonals ∂_m H and
+        ∂_μ H (terminal coupling folded in at the last level), and the coefficients C of
+        the FP–u coupling ∂(L_uᵀ m)/∂u = Σ_d Σ_± D±_dᵀ diag(m ∂²H/∂p_d²(p_±) 1_±) D±_d
+        (H separable in p)."""
         pb, lay, model = self.problem, self.layout, self.problem.model
-        u, m, dens = self._levels(X)
-        P.zeroEntries()
         w, shape = self.weight, pb.grid.owned_shape
         flat = lambda a: np.ascontiguousarray(np.broadcast_to(a, shape).ravel(order="F"))  # noqa: E731
         for n in range(pb.nt):
             t, padded, d_next = pb.t[n], self._padded(u[n]), dens[n + 1]
             up = pb.upwind(padded)
-            ru, rm = lay.rows([lay.u_block(n)])[0], lay.rows([lay.m_block(n + 1)])[0]
-            cu, cm = lay.columns([lay.u_block(n)])[0], lay.columns([lay.m_block(n + 1)])[0]
-            # HJB rows: ∂/∂u^n, ∂/∂u^{n+1}, ∂/∂m^{n+1} (local and through the mean)
             D = pb.hjb_jacobian(t, padded, d_next, up=up)
-            _add(P, ru[:, None], cu, w * pb.stencil.flat(D))
-            if n + 1 < pb.nt:
-                self._diagonal(P, ru, lay.rows([lay.u_block(n + 1)])[0], np.full(lay.N, -w / pb.dt))
+            A = pb.fp_operator(t, padded, d_next, m=m[n + 1], up=up)
             dHdm = flat(pb.eo(lambda p: model.dH_dm(t, pb.x, p, d_next), up))
             dHdmean = [flat(v) for v in pb.eo(lambda p: list(model.dH_dmean(t, pb.x, p, d_next)), up)]
             if n + 1 == pb.nt:  # u^{nt} = g(m^{nt}) enters through −u^{nt}/dt
                 dHdm = dHdm - flat(model.dg_dm(pb.x, d_next)) / pb.dt
                 dHdmean = [a - flat(b) / pb.dt for a, b in zip(dHdmean, model.dg_dmean(pb.x, d_next))]
-            self._diagonal(P, ru, rm, w * dHdm)
-            for k in range(lay.n_means and lay.dim):
+            gram = np.zeros((2 * lay.dim,) + shape)
+            for p, masks, side in ((up.backward, up.masks_backward, 0), (up.forward, up.masks_forward, 1)):
+                hess = model.d2H_dp2(t, pb.x, p, d_next)
+                for d in range(lay.dim):
+                    if any(np.any(hess[d][e] != 0) for e in range(lay.dim) if e != d):
+                        raise SolverError("Newton coupling needs ∂²H/∂p_d∂p_e = 0 for d ≠ e (a separable H)")
+                    gram[2 * d + side] = (w / pb.grid.h[d] ** 2) * m[n + 1] * hess[d][d] * masks[d]
+            yield (n, w * D, w * A, w * dHdm, [w * a for a in dHdmean[: lay.n_means and lay.dim]],
+                   pb.stencil.difference_gram(gram))
+
+    def jacobian(self, snes, X, J, P):
+        u, m, dens = self._levels(X)
+        if self.levels is not None:
+            for level in self._linearised_levels(u, m, dens):
+                self.levels.set_level(*level)
+            return
+        pb, lay = self.problem, self.layout
+        P.zeroEntries()
+        for n, D, A, dHdm, dHdmean, C in self._linearised_levels(u, m, dens):
+            ru, rm = lay.rows([lay.u_block(n)])[0], lay.rows([lay.m_block(n + 1)])[0]
+            cu, cm = lay.columns([lay.u_block(n)])[0], lay.columns([lay.m_block(n + 1)])[0]
+            # HJB rows: ∂/∂u^n, ∂/∂u^{n+1}, ∂/∂m^{n+1} (local and through the mean)
+            _add(P, ru[:, None], cu, pb.stencil.flat(D))
+            if n + 1 < pb.nt:
+                self._diagonal(P, ru, lay.rows([lay.u_block(n + 1)])[0], np.full(lay.N, -self.weight / pb.dt))
+            self._diagonal(P, ru, rm, dHdm)
+            for k, values in enumerate(dHdmean):
                 col = np.full(lay.N, lay.mean_index(n + 1, k))
-                _add(P, ru[:, None], col[:, None], (w * dHdmean[k])[:, None])
-            # FP rows: ∂/∂m^{n+1} (transpose of the linearised HJB operator), ∂/∂m^n, ∂/∂u^n
-            A = pb.fp_operator(t, padded, d_next, m=m[n + 1], up=up)
-            if self.marching is not None:
-                self.marching[0].set_level(n, w * D)
-                self.marching[1].set_level(n, w * A)
-            A = w * pb.stencil.flat(A)
-            _add(P, cm.reshape(-1, 1), np.repeat(rm, cm.shape[1])[:, None], A.reshape(-1, 1))
+                _add(P, ru[:, None], col[:, None], values[:, None])
+            # FP rows: ∂/∂m^{n+1} (Aᵀ), ∂/∂m^n, ∂/∂u^n (C)
+            _add(P, rm[:, None], cm, pb.stencil.flat(pb.stencil.transposed(A)))
             if n > 0:
-                self._diagonal(P, rm, lay.rows([lay.m_block(n)])[0], np.full(lay.N, -w / pb.dt))
-            self._fp_u_block(P, n, up, d_next, m[n + 1], rm, cm, ru, cu)
+                self._diagonal(P, rm, lay.rows([lay.m_block(n)])[0], np.full(lay.N, -self.weight / pb.dt))
+            _add(P, rm[:, None], cu, pb.stencil.flat(C))
         if lay.n_means:
             self._mean_rows(P, m)
         P.assemble()
         if J != P:
             J.assemble()
-        if self.marching is not None and not self._marching_attached:
-            self._attach_marching(J, P)
-
-    def _attach_marching(self, J, P):
-        """Make the time-marching inverses the u and m splits' preconditioners (the splits
-        exist once the field split is set up with the first Jacobian)."""
-        ksp = self.snes.getKSP()
-        ksp.setOperators(J, P)
-        pc = ksp.getPC()
-        pc.setUp()
-        for sub, march in zip(pc.getFieldSplitSubKSP(), self.marching):
-            sub.setType(PETSc.KSP.Type.PREONLY)
-            sub.getPC().setType(PETSc.PC.Type.PYTHON)
-            sub.getPC().setPythonContext(march)
-        self._marching_attached = True
-
-    def _detach_marching(self):
-        """Hand the splits back to PETSc's own preconditioners: a Python context left inside
-        a PETSc object would be released after PETSc itself at exit."""
-        if self._marching_attached:
-            for sub in self.snes.getKSP().getPC().getFieldSplitSubKSP():
-                sub.getPC().setType(PETSc.PC.Type.NONE)
-            self._marching_attached = False
 
     @staticmethod
     def _diagonal(P, rows, cols, values):
         _add(P, rows[:, None], cols[:, None], values[:, None])
-
-    def _fp_u_block(self, P, n, up, density, m_next, rm, cm, ru, cu):
-        """∂(L_uᵀ m)/∂u = Σ_d Σ_± D±_dᵀ diag(m ∂²H/∂p_d²(p_±) 1_±) D±_d (H separable in p)."""
-        pb, lay = self.problem, self.layout
-        flat = lambda a: np.broadcast_to(a, pb.grid.owned_shape).ravel(order="F")  # noqa: E731
-        for p, masks, column in ((up.backward, up.masks_backward, 1), (up.forward, up.masks_forward, 2)):
-            hess = pb.model.d2H_dp2(pb.t[n], pb.x, p, density)
-            for d in range(lay.dim):
-                if any(np.any(hess[d][e] != 0) for e in range(lay.dim) if e != d):
-                    raise SolverError("Newton coupling needs ∂²H/∂p_d∂p_e = 0 for d ≠ e (a separable H)")
-                weight = (self.weight / pb.grid.h[d] ** 2) * flat(m_next) * flat(hess[d][d]) * flat(masks[d])
-                nb_m, nb_u = cm[:, column + 2 * d], cu[:, column + 2 * d]
-                R = np.concatenate([rm, rm, nb_m, nb_m])[:, None]
-                C = np.concatenate([ru, nb_u, ru, nb_u])[:, None]
-                V = np.concatenate([weight, -weight, -weight, weight])[:, None]
-                _add(P, R, C, V)
 
     def _mean_rows(self, P, m):
         """Rows μ^n_d − ∫ x_d m^n dx."""
@@ -272,10 +269,7 @@ class NewtonSolver:
         if means is not None:
             means[:] = np.array(moments)
         self._start = time.perf_counter()
-        try:
-            self.snes.solve(None, self._X)
-        finally:
-            self._detach_marching()
+        self.snes.solve(None, self._X)
         reason = self.snes.getConvergedReason()
         u, m, _ = self._levels(self._X)
         return np.array(u), np.array(m), reason > 0, self.snes.getIterationNumber(), reason
