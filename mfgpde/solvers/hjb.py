@@ -44,7 +44,8 @@ class HJBSolver:
         self._J = problem.stencil.matrix()
         self.snes.setFunction(self.ctx.residual, self._f)
         self.snes.setJacobian(self.ctx.jacobian, self._J)
-        configure_default(self.snes.getKSP(), grid, rtol=1e-12)
+        # inexact Newton: the SNES tolerances, not the linear ones, set the accuracy of u^n
+        configure_default(self.snes.getKSP(), grid, rtol=1e-6)
         self.snes.setFromOptions()
         self._u = grid.create_vec()
         self.newton_iterations = 0

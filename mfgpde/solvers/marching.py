@@ -5,7 +5,7 @@ block block lower bidiagonal (row n + 1: A_nᵀ m^{n+1} − (w/dt) m^n): one gri
 per time level inverts it, backward for u and forward for m, which is what a Picard
 sweep does, linearised: the Newton step costs grid solves instead of a space–time
 factorisation (see matrix_free.BlockGaussSeidel).  Level solves by a PETSc KSP (options
-prefix `newton_march_`; GMRES + SOR, or LU on small grids, by default).
+prefix `newton_march_`; GMRES + SOR to rtol 1e-3, or LU on small grids, by default).
 """
 from petsc4py import PETSc
 
@@ -26,7 +26,9 @@ class TimeMarching:
         # what it set up for its matrix (an LU factor on small grids; SOR needs none)
         self.ksp = ksp = PETSc.KSP().create(comm=comm)
         ksp.setOptionsPrefix("newton_march_")
-        configure_default(ksp, grid, rtol=1e-6)
+        # loose: the outer FGMRES corrects what a level solve leaves (measured at 257²×100:
+        # rtol 1e-3 took 19 Krylov iterations in 3 Newton steps against 16 at 1e-6, 15% less time)
+        configure_default(ksp, grid, rtol=1e-3)
         if ksp.getType() != PETSc.KSP.Type.PREONLY:
             ksp.getPC().setType(PETSc.PC.Type.SOR)
             ksp.setInitialGuessNonzero(True)
