@@ -106,8 +106,11 @@ def build_solver(problem, cfg, verbose=True, history=None, on_state=None):
 def _newton_linear(choice, dim):
     """auto: the field-split block Gauss–Seidel with time-marching field inverses, measured
     fastest in 1-D and 2-D (LQ 64²x16: 0.7 s against 5.5 s with MUMPS on the fields and
-    7.7 s with MUMPS on the whole system; 1-D 400x200: 1.7 s against 3.5 s direct)."""
-    return "marching" if choice == "auto" else choice
+    7.7 s with MUMPS on the whole system; 1-D 400x200: 1.7 s against 3.5 s direct), unless
+    the user names a -newton_pc_type: PETSc's own preconditioners need the assembled matrix."""
+    if choice != "auto":
+        return choice
+    return "direct" if PETSc.Options().hasName("newton_pc_type") else "marching"
 
 
 def check_writable(path, comm):

@@ -135,3 +135,17 @@ def test_newton_one_and_two_ranks_agree(tmp_path):
             out[nproc] = {k: f["solution"][k][()] for k in ("u", "m")}
     for k in ("u", "m"):
         assert np.max(np.abs(out[None][k] - out[2][k])) < 1e-10
+
+
+def test_newton_pc_type_gets_an_assembled_jacobian(tmp_path):
+    """With newton_linear = "auto" a -newton_pc_type selects the assembled Jacobian (LU here
+    solves it in one step per Newton iteration); "marching" with it is bad input (exit 2)."""
+    args = ("run", RUNS / "lq_mfg_2d.toml", "--set", "grid.n=[10,8]", "--set", "time.nt=4", "--set",
+            "solver.coupling='newton'", "--set", "output.plots=false")
+    proc = mfgpde(*args, "-newton_pc_type", "lu", "-newton_ksp_type", "preonly", "-o", tmp_path / "a.h5")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with h5py.File(tmp_path / "a.h5", "r") as f:
+        assert f.attrs["converged"] and f.attrs["newton_linear_iterations"] == f.attrs["newton_iterations"]
+    proc = mfgpde(*args, "--set", "solver.newton_linear='marching'", "-newton_pc_type", "lu", "-o", tmp_path / "b.h5")
+    assert proc.returncode == 2 and "solver.newton_linear" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "b.h5").exists()

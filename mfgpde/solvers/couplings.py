@@ -36,6 +36,9 @@ class NewtonCoupling:
             raise ValueError(f"solver.coupling: Newton's space-time factorisations for {unknowns} unknowns would "
                              "not fit in memory; use newton_linear = \"marching\" or choose "
                              "-newton_ksp_type/-newton_pc_type")
+        if linear == "marching" and PETSc.Options().hasName("newton_pc_type"):
+            raise ValueError("solver.newton_linear: \"marching\" keeps no assembled Jacobian for "
+                             "-newton_pc_type; use newton_linear = \"auto\" or \"direct\"")
         if picard_iterations < 1:
             raise ValueError("solver.picard_iterations: Newton starts after at least one Picard iteration")
         self.problem, self.mass_tol = problem, mass_tol

@@ -32,7 +32,8 @@ class HJBStep:
 
 
 class HJBSolver:
-    def __init__(self, problem, prefix="hjb_"):
+    def __init__(self, problem, prefix="hjb_", linear_rtol=1e-12):
+        """linear_rtol: the Newton steps' linear tolerance (where the solve is iterative)."""
         self.problem = problem
         grid = problem.grid
         self.ctx = HJBStep(problem)
@@ -44,8 +45,7 @@ class HJBSolver:
         self._J = problem.stencil.matrix()
         self.snes.setFunction(self.ctx.residual, self._f)
         self.snes.setJacobian(self.ctx.jacobian, self._J)
-        # inexact Newton: the SNES tolerances, not the linear ones, set the accuracy of u^n
-        configure_default(self.snes.getKSP(), grid, rtol=1e-6)
+        configure_default(self.snes.getKSP(), grid, rtol=linear_rtol)
         self.snes.setFromOptions()
         self._u = grid.create_vec()
         self.newton_iterations = 0
