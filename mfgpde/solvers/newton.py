@@ -5,7 +5,8 @@
     MEAN_n: μ^n − ∫ x m^n dx = 0      (only for models coupled through the mean)
 
 n = 0..nt−1.  The Jacobian (HJB and FP blocks, both coupling blocks, the bordered mean
-rows) is assembled as one distributed AIJ matrix.  Rows are weighted by √(dt h^d), so the
+rows) is kept as grid matrices per level (matrix_free.py, the default "marching") or
+assembled as one distributed AIJ matrix.  Rows are weighted by √(dt h^d), so the
 SNES norm is a discrete L²(0,T; L²) norm.  Options prefix `newton_`.
 """
 import atexit
