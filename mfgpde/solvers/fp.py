@@ -21,6 +21,9 @@ class FPSolver:
         self.ksp.setOptionsPrefix("fp_")
         configure_default(self.ksp, grid, rtol=1e-14)
         self.ksp.setFromOptions()
+        # Krylov solves start from m^n (m^{n+1} differs from it by O(dt))
+        self.guess = self.ksp.getType() != PETSc.KSP.Type.PREONLY
+        self.ksp.setInitialGuessNonzero(self.guess)
         self._b, self._m = grid.create_vec(), grid.create_vec()
         self.linear_iterations = 0
         self.solves = 0
@@ -35,6 +38,8 @@ class FPSolver:
             pb.stencil.assemble(self._A, coeffs, transpose=True)
             self.ksp.setOperators(self._A)
             grid.set_owned(self._b, m_path[n] / pb.dt)
+            if self.guess:
+                grid.set_owned(self._m, m_path[n])
             self.ksp.solve(self._b, self._m)
             reason = self.ksp.getConvergedReason()
             if reason <= 0:

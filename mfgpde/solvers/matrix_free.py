@@ -8,7 +8,7 @@ PCPYTHON context).  With the row weight w and level n (m-block n is m^{n+1}):
     MEAN_n: w_μ (μ^n_d − h^d Σ x_d m^n)
 
 D_n, A_nᵀ (the time marchings' level matrices) and C_n = ∂(L_uᵀ m)/∂u are star-stencil
-grid matrices; the diagonal couplings are arrays.  Memory and set-up grow like nt grid
+grid matrices; the diagonal couplings are arrays.  Memory and set-up grow like 3·nt grid
 matrices, the solve costs grid solves.
 """
 import numpy as np
