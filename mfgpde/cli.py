@@ -94,11 +94,11 @@ def _parser():
     pl.add_argument("--times", type=float, nargs="+", help="times of the snapshots")
     pl.add_argument("--outdir", help="where to put the PNG files (default: beside the file)")
     v = sub.add_parser("validate", help="closed-form comparisons at three resolutions, with orders")
-    v.add_argument("--case", action="append", help="run only this case (repeatable)")
+    v.add_argument("--case", action="extend", nargs="+", help="run only these cases (repeatable)")
     b = sub.add_parser("bench", help="timings against the scipy baseline and the linear-algebra bound")
     b.add_argument("--sizes", nargs="+", default=["small"], choices=["small", "large"])
     b.add_argument("--ranks", nargs="+", type=int, default=[1, 2])
-    b.add_argument("--case", action="append", help="only this case (repeatable)")
+    b.add_argument("--case", action="extend", nargs="+", help="only these cases (repeatable)")
     b.add_argument("--json", help="also write the records as JSON")
     b.add_argument("--baseline-iterations", type=int, metavar="K",
                    help="run the scipy baseline for K Picard iterations only and scale its time")

@@ -21,3 +21,13 @@ def test_validate_command_prints_table():
     assert proc.stdout.count("e-0") >= 12  # three rows of four errors
     bad = mfgpde("validate", "--case", "nope")
     assert bad.returncode == 2 and "unknown case" in bad.stderr
+
+
+def test_case_lists_are_read_whole():
+    """`--case A B` and `--case A --case B` both name two cases: an unknown second one is
+    refused by name (exit 2) before anything runs."""
+    for args in (("--case", "lq_mfg_1d", "nope"), ("--case", "lq_mfg_1d", "--case", "nope")):
+        bad = mfgpde("validate", *args)
+        assert bad.returncode == 2 and "validate --case nope" in bad.stderr, bad.stderr
+    bad = mfgpde("bench", "--case", "lq_1d", "nope")
+    assert bad.returncode == 2 and "bench --case nope" in bad.stderr, bad.stderr
