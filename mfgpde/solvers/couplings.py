@@ -59,14 +59,16 @@ class NewtonCoupling:
         its += warm.iterations - min(warm.iterations, self.picard.max_iterations)
         m = np.empty_like(m_newton)
         m[0] = m_newton[0]
-        self.picard.fp.solve(u, m_newton, m)
+        self.picard.fp.solve(u, m_newton, m, guess=m_newton)
         drift = float(np.max(np.abs(grid.integrate(m) - grid.integrate(m[0]))))
         if converged and drift > self.mass_tol:
             raise SolverError(f"mass drifted by {drift:.2e} after Newton")
         picard_its = min(warm.iterations, self.picard.max_iterations)
         status = (f"converged in {its} Newton iterations after {picard_its} Picard" if converged else
                   f"not converged: Newton stopped after {its} iterations (SNES reason {reason})")
-        stats = {**warm.stats, "newton_iterations": its,
+        fp = self.picard.fp  # the final sweep's solves count too
+        stats = {**warm.stats, "fp_linear_iterations": fp.linear_iterations, "fp_solves": fp.solves,
+                 "newton_iterations": its,
                  "newton_linear_iterations": self.newton.snes.getLinearSolveIterations(),
                  "newton_grid_solves": sum(t.solves for t in self.newton.levels.marchings) if self.newton.levels else 0,
                  "wall_time": time.perf_counter() - start}

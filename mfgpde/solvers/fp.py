@@ -28,9 +28,10 @@ class FPSolver:
         self.linear_iterations = 0
         self.solves = 0
 
-    def solve(self, u_path, m_coupling, m_path):
+    def solve(self, u_path, m_coupling, m_path, guess=None):
         """Fill m_path[1:] from m_path[0]; drift from u_path and the densities m_coupling
-        (the iterate the HJB saw)."""
+        (the iterate the HJB saw).  Krylov solves start from guess[n + 1] where given
+        (a nearly converged path), otherwise from m^n."""
         pb, grid = self.problem, self.problem.grid
         for n in range(pb.nt):
             grid.set_owned(self._b, u_path[n])
@@ -39,7 +40,7 @@ class FPSolver:
             self.ksp.setOperators(self._A)
             grid.set_owned(self._b, m_path[n] / pb.dt)
             if self.guess:
-                grid.set_owned(self._m, m_path[n])
+                grid.set_owned(self._m, m_path[n] if guess is None else guess[n + 1])
             self.ksp.solve(self._b, self._m)
             reason = self.ksp.getConvergedReason()
             if reason <= 0:
