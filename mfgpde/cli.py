@@ -4,7 +4,7 @@
     mfgpde info OUT.h5
     mfgpde plot OUT.h5 [--times T ...] [--outdir DIR]
     mfgpde validate [--case NAME ...]
-    mfgpde bench [--sizes small large] [--ranks 1 2] [--case NAME ...] [--json FILE]
+    mfgpde bench [--sizes small large] [--ranks 1 2] [--case NAME ...] [--repeat K] [--json FILE]
                  [--baseline-iterations K]
 
 Bad input: one line naming the problem on stderr, exit status 2.  An unconverged
@@ -102,6 +102,8 @@ def _parser():
     b.add_argument("--json", help="also write the records as JSON")
     b.add_argument("--baseline-iterations", type=int, metavar="K",
                    help="run the scipy baseline for K Picard iterations only and scale its time")
+    b.add_argument("--repeat", type=int, default=1, metavar="K",
+                   help="run every PETSc configuration K times (in K rounds) and report the fastest")
     return p
 
 
@@ -222,6 +224,8 @@ def _bench(args):
     unknown = sorted(set(args.case or ()) - set(CASES))
     if unknown:
         _fail(f"bench --case {unknown[0]}: unknown case (known: {', '.join(CASES)})")
+    if args.repeat < 1:
+        _fail(f"bench --repeat {args.repeat}: must be at least 1")
     return bench_main(args)
 
 

@@ -109,11 +109,13 @@ def laplacian_solve_time(runfile, n, nt, repeats=5):
     return (time.perf_counter() - start) / repeats
 
 
-def bench(sizes=("small",), ranks=(1, 2), cases=None, stream=sys.stdout, baseline_iterations=None):
+def bench(sizes=("small",), ranks=(1, 2), cases=None, stream=sys.stdout, baseline_iterations=None, repeat=1):
     """Run the benchmark; returns the records and prints the table.  With
     `baseline_iterations`, the baseline runs that many Picard iterations and its total is
     estimated as its time per iteration times the Picard iteration count of mfgpde (the
-    same discretisation and iteration, so the same count)."""
+    same discretisation and iteration, so the same count).  With `repeat` k, every PETSc
+    configuration runs k times, in k rounds, and its fastest run is reported (on a shared
+    machine, noise only ever adds time)."""
     records = []
     with tempfile.TemporaryDirectory() as work:
         for case in cases or CASES:
@@ -123,12 +125,16 @@ def bench(sizes=("small",), ranks=(1, 2), cases=None, stream=sys.stdout, baselin
             for size in sizes:
                 n, nt = size_table[size]
                 t_lap = laplacian_solve_time(runfile, n, nt)
-                rows = []
-                for coupling in ("picard", "newton"):
-                    for p in ranks:
-                        rec = {"case": case, "size": size, "n": n, "nt": nt, "coupling": coupling, "ranks": p}
-                        rec.update(petsc_run(runfile, n, nt, coupling, p, work))
-                        rows.append(rec)
+                configs = [(coupling, p) for coupling in ("picard", "newton") for p in ranks]
+                best = [None] * len(configs)
+                for _ in range(repeat):  # rounds over all configurations: a busy spell hits them alike
+                    for i, (coupling, p) in enumerate(configs):
+                        if best[i] is None or "error" not in best[i]:
+                            result = petsc_run(runfile, n, nt, coupling, p, work)
+                            if best[i] is None or "error" in result or result["wall"] < best[i]["wall"]:
+                                best[i] = result
+                rows = [{"case": case, "size": size, "n": n, "nt": nt, "coupling": coupling, "ranks": p, **b}
+                        for (coupling, p), b in zip(configs, best)]
                 base = baseline_run(runfile, n, nt, baseline_iterations)
                 picard_its = next((r["iterations"] for r in rows if r["coupling"] == "picard" and "wall" in r),
                                   base["iterations"])
@@ -163,9 +169,10 @@ def main(args):
           f"{os.uname().machine}")
     print(HEADER)
     records = bench(sizes=args.sizes, ranks=args.ranks, cases=args.case,
-                    baseline_iterations=args.baseline_iterations)
+                    baseline_iterations=args.baseline_iterations, repeat=args.repeat)
     print(f"load after: {os.getloadavg()[0]:.2f}" + ("   (* scipy time estimated from "
-          f"{args.baseline_iterations} iterations)" if args.baseline_iterations else ""))
+          f"{args.baseline_iterations} iterations)" if args.baseline_iterations else "")
+          + (f"   (PETSc rows: fastest of {args.repeat} runs)" if args.repeat > 1 else ""))
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(records, indent=1))
     return 0

@@ -26,7 +26,7 @@ class TimeMarching:
         self.mats = [problem.stencil.matrix() for _ in range(problem.nt)]
         comm = grid.da.getComm()
         # one KSP (one Krylov workspace) for all levels, each level its own PC: the PC keeps
-        # what it set up for its matrix (an LU factor on small grids; SOR needs none)
+        # what it set up for its matrix (an LU factor on small grids, a diagonal otherwise)
         self.ksp = ksp = PETSc.KSP().create(comm=comm)
         ksp.setOptionsPrefix("newton_march_")
         configure_default(ksp, grid, rtol=1e-3)
