@@ -17,8 +17,11 @@ import sys
 
 EXIT_BAD_INPUT, EXIT_NOT_CONVERGED = 2, 3
 OWN_LONG = ("output", "set", "restart", "times", "outdir", "case", "sizes", "ranks", "json",
-            "baseline-iterations")
+            "baseline-iterations", "repeat")
 PETSC_O_PREFIXES = ("-options", "-on_error", "-objects", "-omp")
+# PETSc error codes that options cause: not supported, wrong, out of range, incompatible,
+# unknown type
+PETSC_OPTION_ERRORS = (56, 62, 63, 75, 86)
 
 
 def split_petsc_args(argv):
@@ -130,6 +133,7 @@ def _run(args):
     from .restart import EXIT_INTERRUPTED, Interrupted
     from .runner import OutputError, apply_petsc_options, run
     from .solvers import SolverError
+    from petsc4py import PETSc
     try:
         cfg = load(args.runfile, args.set)
         out = pathlib.Path(args.output or cfg["output"]["file"] or f"out/{pathlib.Path(args.runfile).stem}.h5")
@@ -156,6 +160,12 @@ def _run(args):
         _fail(f"solve failed: {e}; no solution written", EXIT_NOT_CONVERGED)
     except OutputError as e:
         _fail(str(e), EXIT_NOT_CONVERGED)
+    except PETSc.Error as e:  # raised inside a solve: options PETSc accepted alone but not together
+        reason = str(e).strip().splitlines()[-1].split("] ", 1)[-1]  # PETSc's own last line
+        if e.ierr in PETSC_OPTION_ERRORS:
+            _fail(f"petsc: PETSc refused the solver options during the solve: {reason} (error code "
+                  f"{e.ierr}); no solution written")
+        _fail(f"solve failed: PETSc error: {reason} (error code {e.ierr}); no solution written", EXIT_NOT_CONVERGED)
     if not solution.converged:
         _fail(f"{solution.status}; iterates and history written to {written}, not to {out}",
               EXIT_NOT_CONVERGED)

@@ -117,6 +117,13 @@ BAD = {
     "picard-iterations-zero": ({"sets": ["solver.picard_iterations=0"]}, ["solver.picard_iterations"]),
     "single-dash-output": ({"argv": ["-output", "y.h5"]}, ["--output"]),
     "petsc-bad-type": ({"argv": ["-fp_ksp_type", "nonsense"]}, ["petsc"]),
+    # accepted one by one, refused together once a solve sets the KSP up (in Picard's
+    # Fokker-Planck sweep; inside Newton's Python preconditioner)
+    "petsc-clash-in-solve": ({"argv": ["-fp_ksp_type", "richardson", "-fp_ksp_pc_side", "right",
+                                       "-fp_ksp_norm_type", "none"]}, ["KSP richardson does not support"]),
+    "petsc-clash-in-newton": ({"sets": ["solver.coupling='newton'"],
+                               "argv": ["-newton_march_ksp_type", "richardson", "-newton_march_ksp_pc_side", "right",
+                                        "-newton_march_ksp_norm_type", "none"]}, ["KSP richardson does not support"]),
     "congestion-alpha-zero": ({"text": CONGESTION, "sets": ["model.alpha=0.0"]}, ["model.alpha"]),
     "congestion-unknown-coupling": ({"text": CONGESTION, "sets": ["model.coupling='quadratic'"]}, ["model.coupling"]),
     # the robust designer game (runs/robust_designer_scalar.toml): an ill-posed horizon and bad parameters
