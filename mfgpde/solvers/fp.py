@@ -22,8 +22,8 @@ class FPSolver:
         configure_default(self.ksp, grid, rtol=1e-14)
         self.ksp.setFromOptions()
         # Krylov solves start from m^n (m^{n+1} differs from it by O(dt))
-        self.guess = self.ksp.getType() != PETSc.KSP.Type.PREONLY
-        self.ksp.setInitialGuessNonzero(self.guess)
+        self.iterative = self.ksp.getType() != PETSc.KSP.Type.PREONLY
+        self.ksp.setInitialGuessNonzero(self.iterative)
         self._b, self._m = grid.create_vec(), grid.create_vec()
         self.linear_iterations = 0
         self.solves = 0
@@ -39,7 +39,7 @@ class FPSolver:
             pb.stencil.assemble(self._A, coeffs, transpose=True)
             self.ksp.setOperators(self._A)
             grid.set_owned(self._b, m_path[n] / pb.dt)
-            if self.guess:
+            if self.iterative:
                 grid.set_owned(self._m, m_path[n] if guess is None else guess[n + 1])
             self.ksp.solve(self._b, self._m)
             reason = self.ksp.getConvergedReason()
