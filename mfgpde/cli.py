@@ -1,6 +1,7 @@
 """The `mfgpde` command:
 
-    mfgpde run RUNFILE [-o OUT.h5] [--set section.key=value ...] [--restart CKPT] [PETSc options]
+    mfgpde run RUNFILE [-o OUT.h5] [--set section.key=value ...] [--restart CKPT] [--max-time HH:MM:SS]
+               [PETSc options]
     mfgpde info OUT.h5
     mfgpde plot OUT.h5 [--times T ...] [--outdir DIR]
     mfgpde validate [--case NAME ...]
@@ -8,7 +9,9 @@
                  [--baseline-iterations K]
 
 Bad input: one line naming the problem on stderr, exit status 2.  An unconverged
-solve exits with status 3, a run stopped by SIGTERM (after writing a checkpoint) with 143.
+solve exits with status 3.  A run stopped by SIGTERM, SIGINT or SIGUSR1 saves its last
+completed iterate and exits with 128 + the signal number (143, 130, 138); one stopped
+by its wall-time budget (--max-time, [output] max_wall_time) the same way with 124.
 Identical usage under `mpirun -n P`.
 """
 import argparse
@@ -16,7 +19,7 @@ import pathlib
 import sys
 
 EXIT_BAD_INPUT, EXIT_NOT_CONVERGED = 2, 3
-OWN_LONG = ("output", "set", "restart", "times", "outdir", "case", "sizes", "ranks", "json",
+OWN_LONG = ("output", "set", "restart", "max-time", "times", "outdir", "case", "sizes", "ranks", "json",
             "baseline-iterations", "repeat")
 PETSC_O_PREFIXES = ("-options", "-on_error", "-objects", "-omp")
 # PETSc error codes that options cause: not supported, wrong, out of range, incompatible,
@@ -90,6 +93,8 @@ def _parser():
     r.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a run-file value (read as TOML)")
     r.add_argument("--restart", metavar="CKPT", help="continue from a checkpoint of the same study")
+    r.add_argument("--max-time", metavar="HH:MM:SS",
+                   help="wall-time budget: then checkpoint and exit 124 (default: [output] max_wall_time)")
     i = sub.add_parser("info", help="describe an output file")
     i.add_argument("file")
     pl = sub.add_parser("plot", help="PNG plots of an output file")
@@ -128,14 +133,29 @@ def main(argv=None):
         MPI.COMM_WORLD.Abort(1)
 
 
+def _stop(message, code):
+    if _rank() == 0:
+        print(f"mfgpde: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(code)
+
+
 def _run(args):
     from .config import ConfigError, load
-    from .restart import EXIT_INTERRUPTED, Interrupted
+    from .restart import Interrupted
     from .runner import OutputError, apply_petsc_options, run
     from .solvers import SolverError
+    from .stop import StopRequested, describe, parse_duration, watch
     from petsc4py import PETSc
+    watch.install()
     try:
         cfg = load(args.runfile, args.set)
+        if args.max_time is not None:
+            try:
+                cfg["output"]["max_wall_time"] = parse_duration(args.max_time)
+            except ValueError as e:
+                raise ConfigError(f"--max-time: {e}") from None
+        if cfg["output"]["max_wall_time"] is not None:
+            watch.set_budget(parse_duration(cfg["output"]["max_wall_time"]))
         out = pathlib.Path(args.output or cfg["output"]["file"] or f"out/{pathlib.Path(args.runfile).stem}.h5")
         cfg["output"]["file"] = str(out)
         if "petsc" not in cfg:  # a discrete-time Stackelberg game: the master equation
@@ -155,7 +175,9 @@ def _run(args):
     except ConfigError as e:
         _fail(str(e))
     except Interrupted as e:
-        _fail(str(e), EXIT_INTERRUPTED)
+        _stop(str(e), e.code)
+    except StopRequested as e:
+        _stop(f"{e.reason}; nothing to continue from", e.code)
     except SolverError as e:
         _fail(f"solve failed: {e}; no solution written", EXIT_NOT_CONVERGED)
     except OutputError as e:
@@ -175,6 +197,9 @@ def _run(args):
             from .io import plot_result
             for png in plot_result(written, times=cfg["output"].get("plot_times")):
                 print(f"mfgpde: wrote {png}")
+                if watch.requested():
+                    _stop(f"{describe(watch.requested(), watch.budget)} while plotting; the solution is in "
+                          f"{written} (`mfgpde plot {written}` makes the plots)", watch.requested())
     return 0
 
 

@@ -7,6 +7,7 @@ import math
 import tomllib
 
 from .grids import BOUNDARIES
+from .stop import parse_duration
 
 
 class ConfigError(ValueError):
@@ -21,9 +22,11 @@ DEFAULTS = {
                "mass_tolerance": 1e-12, "picard_iterations": 1, "newton_tolerance": 1e-10,
                "newton_max_iterations": 30, "newton_linear": "auto"},
     "output": {"file": None, "plots": False, "plot_times": None, "checkpoint_file": None,
-               "checkpoint_every": 0, "checkpoint_seconds": 0.0},
+               "checkpoint_every": 0, "checkpoint_seconds": 0.0, "max_wall_time": None},
     "petsc": {},
 }
+CHECKPOINTS = {k: DEFAULTS["output"][k] for k in ("checkpoint_file", "checkpoint_every", "checkpoint_seconds",
+                                                  "max_wall_time")}
 REQUIRED = {"model": ["name"], "grid": ["lower", "upper", "n"], "time": ["T", "nt"]}
 OPEN_SECTIONS = ("model", "petsc")  # keys checked elsewhere (the model) or free (PETSc options)
 COUPLINGS = ("picard", "newton")
@@ -69,7 +72,7 @@ DISCRETE_DEFAULTS = {
     "grid": {"n": 50},
     "time": {"T": "infinite", "steps": 20, "z1": None},
     "solver": {"leader": "optimistic", "leader_points": 41, "tolerance": 1e-9, "max_iterations": 2000},
-    "output": {"file": None, "plots": False},
+    "output": {"file": None, "plots": False, **CHECKPOINTS},
 }
 
 
@@ -79,7 +82,7 @@ LEADER_FOLLOWER_DEFAULTS = {
     "grid": {"x0": [-3.0, 3.0], "z": [-3.0, 3.0], "n": 32, "window": 1 / 3},
     "time": {"T": None, "nt": None},
     "solver": {"coupling": "lagged", "tolerance": 1e-9, "max_iterations": 50},
-    "output": {"file": None, "plots": False, "plot_times": None},
+    "output": {"file": None, "plots": False, "plot_times": None, **CHECKPOINTS},
     "petsc": {},
 }
 
@@ -195,6 +198,11 @@ def _check_output(o):
         raise ConfigError(f"output.file: must be a file name, got {o['file']!r}")
     if not isinstance(o["plots"], bool):
         raise ConfigError(f"output.plots: must be true or false, got {o['plots']!r}")
+    if o["max_wall_time"] is not None:
+        try:
+            parse_duration(o["max_wall_time"])
+        except ValueError as e:
+            raise ConfigError(f"output.max_wall_time: {e}") from None
     times = o["plot_times"]
     if times is not None and (not isinstance(times, list) or not times or not all(_is_number(v) for v in times)):
         raise ConfigError(f"output.plot_times: must be a non-empty list of times, got {times!r}")

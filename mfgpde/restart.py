@@ -1,7 +1,6 @@
-"""Checkpoints during a run, and restarts from them.  SIGTERM (what a scheduler sends
-before the kill) makes the run write a last checkpoint at the end of the current
-iteration and stop with exit status 143."""
-import signal
+"""Checkpoints during a run, and restarts from them.  A stop request (a signal or the
+wall-time budget, see stop.py) arrives as StopRequested carrying the last completed
+iterate; `Checkpointer.stopped` saves it and says how to go on."""
 import time
 
 from mpi4py import MPI
@@ -10,13 +9,14 @@ from . import __version__
 from .config import ConfigError
 from .io.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
 
-EXIT_INTERRUPTED = 143
-
 
 class Interrupted(Exception):
-    def __init__(self, path, iteration):
-        super().__init__(f"interrupted by SIGTERM after iteration {iteration}; checkpoint written to "
-                         f"{path}; continue with --restart {path}")
+    """The run stopped on request; `code` is the exit status, the message says what was
+    saved and how to continue."""
+
+    def __init__(self, message, code):
+        super().__init__(message)
+        self.code = code
 
 
 def checkpoint_path(out, cfg):
@@ -25,26 +25,19 @@ def checkpoint_path(out, cfg):
 
 
 class Checkpointer:
-    """on_state callback of the coupling: writes every `checkpoint_every` iterations, every
-    `checkpoint_seconds`, and on SIGTERM (then raises Interrupted).  Collective."""
+    """on_state callback of the coupling: writes every `checkpoint_every` iterations and
+    every `checkpoint_seconds`.  Collective."""
 
-    def __init__(self, problem, cfg, path, history):
-        self.problem, self.cfg, self.path, self.history = problem, cfg, path, history
+    def __init__(self, problem, cfg, path, history, restart=None):
+        self.problem, self.cfg, self.path, self.history, self.restart = problem, cfg, path, history, restart
         self.every, self.seconds = cfg["output"]["checkpoint_every"], cfg["output"]["checkpoint_seconds"]
-        self.last, self.terminated = time.monotonic(), False
-        signal.signal(signal.SIGTERM, self._on_sigterm)
-
-    def _on_sigterm(self, signum, frame):
-        self.terminated = True
+        self.last, self.written = time.monotonic(), None
 
     def __call__(self, k, u, m):
         comm = self.problem.grid.comm
-        timed = bool(self.seconds) and time.monotonic() - self.last >= self.seconds
-        stop, timed = comm.allreduce(self.terminated, op=MPI.LOR), comm.allreduce(timed, op=MPI.LOR)
-        if stop or timed or (self.every and k % self.every == 0):
+        timed = comm.allreduce(bool(self.seconds) and time.monotonic() - self.last >= self.seconds, op=MPI.LOR)
+        if timed or (self.every and k % self.every == 0):
             self.write(k, u, m)
-        if stop:
-            raise Interrupted(self.path, k)
 
     def write(self, k, u, m):
         grid, pb = self.problem.grid, self.problem
@@ -54,7 +47,20 @@ class Checkpointer:
             write_checkpoint(self.path, axes=axes, t=pb.t, u=full_u, m=full_m, iteration=k,
                              history=self.history.arrays(), config=self.cfg, version=__version__)
         grid.comm.Barrier()
-        self.last = time.monotonic()
+        self.last, self.written = time.monotonic(), k
+
+    def stopped(self, stop):
+        """Save the last completed iterate of an interrupted solve; the Interrupted to raise."""
+        if stop.state is not None:
+            k = stop.state[0]
+            if self.written != k:
+                self.write(*stop.state)
+            where = f"after iteration {k}; checkpoint written to {self.path}; continue with --restart {self.path}"
+        elif self.restart is not None:
+            where = f"before an iteration completed; {self.restart} is still the state to continue from"
+        else:
+            where = "before the first iteration completed; nothing to continue from"
+        return Interrupted(f"{stop.reason} {where}", stop.code)
 
     def remove(self):
         if self.problem.grid.rank == 0:

@@ -14,7 +14,8 @@ from .grids import Grid
 from .io import temporary_path, write_result
 from .io.xdmf import mesh_points, write_xdmf
 from .models import ModelError, create_model
-from .restart import Checkpointer, checkpoint_path, load_state
+from .restart import Checkpointer, Interrupted, checkpoint_path, load_state
+from .stop import StopRequested, poll
 from .solvers import (HistoryMonitor, MassMonitor, MFGProblem, NewtonCoupling, PicardSolver,
                       ProgressMonitor, check_finite)
 
@@ -166,23 +167,45 @@ def _fields(model, u, m, h):
     return fields
 
 
-def write_solution(solution, cfg, path, history):
-    """Gather u, m to rank 0 and write the HDF5 file (complete or absent)."""
-    pb = solution.problem
-    grid = pb.grid
-    peak_mb = grid.comm.allreduce(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, op=MPI.MAX)
+def gathered_fields(solution):
+    """u, m and the feedbacks, whole on rank 0 (None elsewhere)."""
+    grid = solution.problem.grid
     u, m = grid.gather(solution.u), grid.gather(solution.m)
+    return _fields(solution.problem.model, u, m, grid.h) if grid.rank == 0 else None
+
+
+def _attrs(solution, cfg, peak_mb):
+    pb = solution.problem
+    return {"model": pb.model.name, "config": cfg, "version": __version__,
+            "status": solution.status, "converged": int(solution.converged),
+            "iterations": solution.iterations, "mpi_ranks": pb.grid.comm.Get_size(),
+            "peak_memory_mb": peak_mb, "notes": "\n".join(pb.model.notes()), **solution.stats}
+
+
+def peak_memory_mb(comm):
+    return comm.allreduce(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, op=MPI.MAX)
+
+
+def write_solution(solution, cfg, path, history, fields, peak_mb, extra=None):
+    """Write the HDF5 file (complete or absent) on rank 0: the fields, and the extras given."""
+    grid = solution.problem.grid
+    if grid.rank == 0:
+        axes = {name: grid.coordinates(d) for d, name in enumerate(grid.names)}
+        write_result(path, axes=axes, t=solution.problem.t, fields=fields, attrs=_attrs(solution, cfg, peak_mb),
+                     history=history.arrays(), extra=extra)
+
+
+def write_extras(solution, cfg, path, history, fields, peak_mb):
+    """Rewrite the file (atomically) with the closed form and the mesh, then its XDMF, on
+    rank 0; a stop request (polled on rank 0 alone) leaves the file as it was."""
+    grid = solution.problem.grid
     if grid.rank != 0:
         return
-    fields = _fields(pb.model, u, m, grid.h)
     axes = {name: grid.coordinates(d) for d, name in enumerate(grid.names)}
-    attrs = {"model": pb.model.name, "config": cfg, "version": __version__,
-             "status": solution.status, "converged": int(solution.converged),
-             "iterations": solution.iterations, "mpi_ranks": grid.comm.Get_size(),
-             "peak_memory_mb": peak_mb, "notes": "\n".join(pb.model.notes()), **solution.stats}
-    extra = {**(_closed_form(pb, axes) or {}), "mesh": {"points": mesh_points(axes)}}
-    write_result(path, axes=axes, t=pb.t, fields=fields, attrs=attrs, history=history.arrays(), extra=extra)
-    write_xdmf(path, axes, pb.t, fields)
+    extra = {**(_closed_form(solution.problem, axes) or {}), "mesh": {"points": mesh_points(axes)}}
+    poll()
+    write_solution(solution, cfg, path, history, fields, peak_mb, extra)
+    write_xdmf(path, axes, solution.problem.t, fields)
 
 
 def _closed_form(pb, axes):
@@ -197,6 +220,7 @@ def _closed_form(pb, axes):
     x = np.meshgrid(*axes.values(), indexing="ij", sparse=True)
     out, P = {}, pb.model.populations
     for k in range(P):
+        poll()
         tag, kw = (f"_pop{k + 1}", {"population": k}) if P > 1 else ("", {})
         out["u" + tag] = np.array([cf.u(t, *x, **kw) for t in pb.t])
         out["m" + tag] = np.array([cf.m(t, *x, **kw) for t in pb.t])
@@ -223,20 +247,32 @@ def run(cfg, out, verbose=True, restart=None):
     check_writable(out, problem.grid.comm)
     state = load_state(restart, cfg, problem) if restart else None
     history = HistoryMonitor(state["history"] if state else None)
-    checkpointer = Checkpointer(problem, cfg, checkpoint_path(out, cfg), history)
+    checkpointer = Checkpointer(problem, cfg, checkpoint_path(out, cfg), history, restart=restart)
     solver, history = build_solver(problem, cfg, verbose, history, on_state=checkpointer)
     if verbose and problem.grid.rank == 0:
         for line in problem.model.notes():
             print(f"note: {line}", flush=True)
-    with np.errstate(all="ignore"):  # non-finite values are caught by the monitors, not warned about
-        solution = solver.solve(state)
-    target = out if solution.converged else unconverged_path(out)
     try:
-        write_solution(solution, cfg, target, history)
+        with np.errstate(all="ignore"):  # non-finite values are caught by the monitors, not warned about
+            solution = solver.solve(state)
+    except StopRequested as stop:
+        raise checkpointer.stopped(stop) from None
+    target = out if solution.converged else unconverged_path(out)
+    fields, peak_mb = gathered_fields(solution), peak_memory_mb(problem.grid.comm)
+    try:
+        write_solution(solution, cfg, target, history, fields, peak_mb)
     except OSError as e:
         raise OutputError(f"writing {target} failed ({e.strerror or e}); nothing was written") from None
     if solution.converged and problem.grid.rank == 0:
         unconverged_path(out).unlink(missing_ok=True)  # a stale failure beside a good result misleads
     if solution.converged:
         checkpointer.remove()
+    try:  # the solution is safe on disk; the extras follow, and a stop request skips them
+        write_extras(solution, cfg, target, history, fields, peak_mb)
+    except StopRequested as stop:
+        raise Interrupted(f"{stop.reason} during post-processing; the solution is in {target}, "
+                          "without its closed form and XDMF", stop.code) from None
+    except OSError as e:
+        raise OutputError(f"writing the closed form or XDMF of {target} failed ({e.strerror or e}); "
+                          f"the solution is in {target}") from None
     return solution, target

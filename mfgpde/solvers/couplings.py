@@ -7,6 +7,7 @@ import numpy as np
 from petsc4py import PETSc
 
 from ..models import MFGModel
+from ..stop import StopRequested
 from .newton import NewtonSolver
 from .picard import PicardSolver, Solution
 from .problem import SolverError
@@ -55,11 +56,19 @@ class NewtonCoupling:
         start = time.perf_counter()
         warm = self.picard.solve(state)  # a Newton state comes back unchanged
         self.newton.offset = warm.iterations
-        u, m_newton, converged, its, reason = self.newton.solve(warm.u, warm.m)
+        try:
+            u, m_newton, converged, its, reason = self.newton.solve(warm.u, warm.m)
+        except StopRequested as stop:
+            stop.state = stop.state or self.picard.last  # no Newton step done: the hand-over's state
+            raise
         its += warm.iterations - min(warm.iterations, self.picard.max_iterations)
         m = np.empty_like(m_newton)
         m[0] = m_newton[0]
-        self.picard.fp.solve(u, m_newton, m, guess=m_newton)
+        try:
+            self.picard.fp.solve(u, m_newton, m, guess=m_newton)
+        except StopRequested as stop:
+            stop.state = (self.newton.offset + self.newton.snes.getIterationNumber(), u, m_newton)
+            raise
         drift = float(np.max(np.abs(grid.integrate(m) - grid.integrate(m[0]))))
         if converged and drift > self.mass_tol:
             raise SolverError(f"mass drifted by {drift:.2e} after Newton")

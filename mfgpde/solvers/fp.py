@@ -8,6 +8,7 @@ M-matrix, so m stays non-negative.  One PETSc KSP per step, options prefix `fp_`
 """
 from petsc4py import PETSc
 
+from ..stop import poll
 from .linear import configure_default
 from .problem import SolverError
 
@@ -34,6 +35,7 @@ class FPSolver:
         (a nearly converged path), otherwise from m^n."""
         pb, grid = self.problem, self.problem.grid
         for n in range(pb.nt):
+            poll(grid.comm)
             grid.set_owned(self._b, u_path[n])
             coeffs = pb.fp_operator(pb.t[n], grid.padded(self._b), pb.density(m_coupling[n + 1], n + 1))
             pb.stencil.assemble(self._A, coeffs, transpose=True)

@@ -7,6 +7,7 @@ PETSc options prefix: `hjb_` (or the one given).
 """
 from petsc4py import PETSc
 
+from ..stop import poll
 from .linear import configure_default
 from .problem import SolverError
 
@@ -69,6 +70,7 @@ class HJBSolver:
         pb = self.problem
         u_path[-1] = pb.terminal(pb.density(m_path[-1], pb.nt))
         for n in range(pb.nt - 1, -1, -1):
+            poll(pb.grid.comm)
             u_path[n] = self.step(pb.t[n], u_path[n + 1], pb.density(m_path[n + 1], n + 1),
                                   u_path[n] if warm else u_path[n + 1])
         return u_path

@@ -10,6 +10,7 @@ residual falls by 1e-3, or LU on small grids).
 """
 from petsc4py import PETSc
 
+from ..stop import poll
 from .linear import configure_default
 from .problem import SolverError
 
@@ -64,6 +65,7 @@ class TimeMarching:
         x[:] = 0.0
         previous = None
         for n in (range(self.problem.nt - 1, -1, -1) if self.backward else range(self.problem.nt)):
+            poll(self.problem.grid.comm)
             b = self._b.getArray()
             b[:] = rhs[n] if previous is None else rhs[n] + self.coupling * out[previous]
             self.ksp.setPC(self.pcs[n])

@@ -18,6 +18,7 @@ import numpy as np
 from petsc4py import PETSc
 
 from ..models import Density
+from ..stop import StopRequested, poll
 from .matrix_free import BlockGaussSeidel, LevelJacobian
 from .monitors import IterationInfo
 from .problem import SolverError
@@ -160,6 +161,7 @@ class NewtonSolver:
         u, m, dens = self._levels(X)
         Fu, Fm, Fmean = lay.split(F.getArray())
         for n in range(pb.nt):
+            poll(grid.comm)
             padded = self._padded(u[n])
             up = pb.upwind(padded)
             Fu[n] = self.weight * pb.hjb_residual(pb.t[n], padded, u[n + 1], dens[n + 1], up=up)
@@ -181,6 +183,7 @@ class NewtonSolver:
         w, shape = self.weight, pb.grid.owned_shape
         flat = lambda a: np.ascontiguousarray(np.broadcast_to(a, shape).ravel(order="F"))  # noqa: E731
         for n in range(pb.nt):
+            poll(pb.grid.comm)
             t, padded, d_next = pb.t[n], self._padded(u[n]), dens[n + 1]
             up = pb.upwind(padded)
             D = pb.hjb_jacobian(t, padded, d_next, up=up)
@@ -270,7 +273,14 @@ class NewtonSolver:
         if means is not None:
             means[:] = np.array(moments)
         self._start = time.perf_counter()
-        self.snes.solve(None, self._X)
+        try:
+            self.snes.solve(None, self._X)
+        except StopRequested as stop:  # the line search had not replaced X yet: X is the last iterate
+            its = self.snes.getIterationNumber()
+            if its > 0:
+                u, m, _ = self._levels(self._X)
+                stop.state = (self.offset + its, np.array(u), np.array(m))
+            raise
         reason = self.snes.getConvergedReason()
         u, m, _ = self._levels(self._X)
         return np.array(u), np.array(m), reason > 0, self.snes.getIterationNumber(), reason

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from mpi4py import MPI
 
+from ..stop import StopRequested
 from .fp import FPSolver
 from .hjb import HJBSolver
 from .monitors import IterationInfo
@@ -71,6 +72,7 @@ class PicardSolver:
         start, converged, k = time.perf_counter(), False, first - 1
         du = dm = float("nan")
         squeeze = (lambda a: a[0]) if P == 1 else (lambda a: a)  # noqa: E731
+        self.last = None if state is None else (state["iteration"], squeeze(u), squeeze(m))
         for k in range(first, self.max_iterations + 1):
             u_old[:] = u
             self._share_means(m)
@@ -82,6 +84,10 @@ class PicardSolver:
             except SolverError as e:
                 where = f", population {i + 1}" if P > 1 else ""
                 raise SolverError(f"Picard iteration {k}{where}: {e}") from None
+            except StopRequested as stop:  # u was being overwritten: u_old is iteration k − 1's
+                if k > 1 or state is not None:
+                    stop.state = (k - 1, squeeze(u_old), squeeze(m))
+                raise
             du, dm = relative_change(grid, u, u_old), relative_change(grid, m_new, m)
             info = self._info(k, du, dm, u, m_new, start)
             m = (1 - self.damping) * m + self.damping * m_new
@@ -90,6 +96,7 @@ class PicardSolver:
             if du < self.tol and dm < self.tol:
                 converged = True
                 break
+            self.last = (k, squeeze(u), squeeze(m))
             if self.on_state is not None:
                 self.on_state(k, squeeze(u), squeeze(m))
         status = (f"converged in {k} Picard iterations" if converged else
