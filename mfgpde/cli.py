@@ -144,7 +144,7 @@ def _run(args):
     from .restart import Interrupted
     from .runner import OutputError, apply_petsc_options, run
     from .solvers import SolverError
-    from .stop import StopRequested, describe, parse_duration, watch
+    from .stop import StopRequested, parse_duration, watch
     from petsc4py import PETSc
     watch.install()
     try:
@@ -195,11 +195,13 @@ def _run(args):
         print(f"mfgpde: {solution.status}; wrote {written}")
         if cfg["output"]["plots"]:
             from .io import plot_result
-            for png in plot_result(written, times=cfg["output"].get("plot_times")):
-                print(f"mfgpde: wrote {png}")
-                if watch.requested():
-                    _stop(f"{describe(watch.requested(), watch.budget)} while plotting; the solution is in "
-                          f"{written} (`mfgpde plot {written}` makes the plots)", watch.requested())
+            try:
+                with watch.immediate():
+                    for png in plot_result(written, times=cfg["output"].get("plot_times")):
+                        print(f"mfgpde: wrote {png}")
+            except StopRequested as e:
+                _stop(f"{e.reason} while plotting; the solution is in {written} (`mfgpde plot {written}` "
+                      "makes the plots)", e.code)
     return 0
 
 

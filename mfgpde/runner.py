@@ -15,7 +15,7 @@ from .io import temporary_path, write_result
 from .io.xdmf import mesh_points, write_xdmf
 from .models import ModelError, create_model
 from .restart import Checkpointer, Interrupted, checkpoint_path, load_state
-from .stop import StopRequested, poll
+from .stop import StopRequested, poll, watch
 from .solvers import (HistoryMonitor, MassMonitor, MFGProblem, NewtonCoupling, PicardSolver,
                       ProgressMonitor, check_finite)
 
@@ -197,7 +197,7 @@ def write_solution(solution, cfg, path, history, fields, peak_mb, extra=None):
 
 def write_extras(solution, cfg, path, history, fields, peak_mb):
     """Rewrite the file (atomically) with the closed form and the mesh, then its XDMF, on
-    rank 0; a stop request (polled on rank 0 alone) leaves the file as it was."""
+    rank 0; a stop request on the way leaves the file as it was."""
     grid = solution.problem.grid
     if grid.rank != 0:
         return
@@ -268,7 +268,8 @@ def run(cfg, out, verbose=True, restart=None):
     if solution.converged:
         checkpointer.remove()
     try:  # the solution is safe on disk; the extras follow, and a stop request skips them
-        write_extras(solution, cfg, target, history, fields, peak_mb)
+        with watch.immediate():
+            write_extras(solution, cfg, target, history, fields, peak_mb)
     except StopRequested as stop:
         raise Interrupted(f"{stop.reason} during post-processing; the solution is in {target}, "
                           "without its closed form and XDMF", stop.code) from None

@@ -7,6 +7,7 @@ one level solve; `poll` then raises StopRequested, and the coupling attaches the
 completed iterate to it for the run to checkpoint.  Exit status: 128 + the signal number
 (143 SIGTERM, 130 SIGINT, 138 SIGUSR1), EXIT_BUDGET for the wall-time budget.
 """
+import contextlib
 import re
 import signal
 import time
@@ -27,6 +28,7 @@ class StopRequested(Exception):
 class _Watch:
     def __init__(self):
         self.signum, self.deadline, self.budget, self.start = None, None, None, time.monotonic()
+        self.at_once = False
 
     def install(self):
         """Handle SIGNALS from now on; the wall-time budget counts from now."""
@@ -40,6 +42,19 @@ class _Watch:
     def _handler(self, signum, frame):
         if self.signum is None:
             self.signum = signum
+        if self.at_once:
+            self.poll()
+
+    @contextlib.contextmanager
+    def immediate(self):
+        """Inside, a signal raises StopRequested at once, wherever the main thread is: for
+        work on one rank whose files are written atomically (closed forms, XDMF, plots)."""
+        self.poll()
+        self.at_once = True
+        try:
+            yield
+        finally:
+            self.at_once = False
 
     def _local(self):
         """0: go on; otherwise the exit code this rank asks for."""

@@ -1,0 +1,224 @@
+"""Stopped by the scheduler under `mpirun -n 2`: SIGTERM to mpirun at 10 moments (during
+iterations that last seconds, during checkpoint writes, during post-processing), SIGUSR1
+to mpirun, SIGTERM to the ranks themselves (as srun and Slurm deliver it) and the
+wall-time budget.  Every time: the run stops within seconds with the last completed
+iterate checkpointed (or the converged solution written), one line says so, the exit
+status is the documented one, and --restart reaches the uninterrupted answer to 1e-12."""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import ROOT, RUNS, _env, mfgpde, mfgpde_background
+
+# Unpreconditioned level solves make each Picard iteration last seconds on this small grid.
+SLOW = ["-fp_ksp_type", "gmres", "-fp_pc_type", "none", "-fp_ksp_gmres_restart", "3", "-fp_ksp_max_it", "100000",
+        "-hjb_ksp_type", "gmres", "-hjb_pc_type", "none", "-hjb_ksp_gmres_restart", "3",
+        "-hjb_ksp_max_it", "100000", "-hjb_ksp_rtol", "1e-10"]
+STUDY = [RUNS / "lq_mfg_2d.toml", "--set", "grid.n=[80,80]", "--set", "time.nt=24",
+         "--set", "solver.tolerance=1e-5", "--set", "solver.damping=1.0", "--set", "output.checkpoint_every=2",
+         "--set", "output.plots=true", *SLOW]
+
+
+def _open_mpi():
+    version = subprocess.run([shutil.which("mpirun") or "mpirun", "--version"], capture_output=True, text=True)
+    return "Open MPI" in version.stdout + version.stderr
+
+
+OPEN_MPI = _open_mpi()
+PICARD = re.compile(r"^picard\s+(\d+)")
+
+
+class Run:
+    """`mfgpde run` under mpirun -n 2 in the background, its stdout read as it comes."""
+
+    def __init__(self, out, *extra):
+        self.proc = mfgpde_background("run", *STUDY, "-o", out, *extra, nproc=2)
+        self.lines, self.start = [], time.monotonic()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def wait_for(self, pattern, timeout=240):
+        deadline = time.monotonic() + timeout
+        while not any(re.search(pattern, line) for line in self.lines):
+            assert self.proc.poll() is None, f"the run ended before {pattern!r}: " + self.proc.stderr.read()
+            assert time.monotonic() < deadline, f"no {pattern!r} within {timeout} s"
+            time.sleep(0.005)
+
+    def finish(self, timeout=120):
+        """(exit status, stderr) once the run has ended."""
+        err = self.proc.communicate(timeout=timeout)[1]
+        self.reader.join(timeout=10)
+        return self.proc.returncode, err
+
+    def completed(self):
+        return max((int(PICARD.match(line).group(1)) for line in self.lines if PICARD.match(line)), default=0)
+
+    def ranks(self):
+        """Process ids of the ranks (mpirun's children)."""
+        with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
+            children = [int(p) for p in f.read().split()]
+        assert len(children) == 2, children
+        return children
+
+
+def _fields(path):
+    with h5py.File(path, "r") as f:
+        return {k: f["solution"][k][()] for k in ("u", "m")}, int(f.attrs["iterations"])
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref") / "ref.h5"
+    run = Run(out)
+    code, err = run.finish(timeout=600)
+    assert code == 0, err
+    durations = np.diff([float(line.split()[-2]) for line in run.lines if PICARD.match(line)])
+    return _fields(out), float(np.median(durations)), run.completed()
+
+
+def _stopped_message(err, what):
+    lines = [line for line in err.splitlines() if line.startswith("mfgpde:")]
+    assert len(lines) == 1 and what in lines[0], err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def _check_restart(out, reference):
+    fields, iterations = reference[0]
+    ckpt = out.with_name(out.stem + ".ckpt.h5")
+    done = mfgpde("run", *STUDY, "--restart", ckpt, "-o", out, nproc=2, timeout=600)
+    assert done.returncode == 0, done.stderr
+    found, its = _fields(out)
+    assert its == iterations
+    for k in ("u", "m"):
+        assert np.max(np.abs(found[k] - fields[k])) < 1e-12
+    assert not ckpt.exists()  # removed once converged
+
+
+def _check_stop(run, out, reference, code, what, sent):
+    status, err = run.finish()
+    latency = time.monotonic() - sent
+    iteration_seconds = reference[1]
+    assert status == code, err
+    line = _stopped_message(err, what)
+    assert latency < 5.0, f"{latency:.1f} s from the signal to the exit (iterations take {iteration_seconds:.1f} s)"
+    ckpt = out.with_name(out.stem + ".ckpt.h5")
+    if "post-processing" in line or "while plotting" in line:
+        fields = reference[0][0]
+        found, _ = _fields(out)  # the converged solution is on disk
+        assert all(np.max(np.abs(found[k] - fields[k])) < 1e-12 for k in ("u", "m"))
+        assert not ckpt.exists()
+        return
+    with h5py.File(ckpt, "r") as f:  # the last completed iterate, not an older one (mpirun may drop the
+        saved = int(f.attrs["iteration"])  # last line it was forwarding when it killed the ranks)
+        assert saved >= run.completed() and len(f["history/iteration"]) == saved
+    _check_restart(out, reference)
+
+
+# (after a line of the run's output, seconds later): in iterations, right at the checkpoint
+# writes of iterations 2 and 4, after the last iteration (writing the solution, its closed
+# form, XDMF) and while plotting
+MOMENTS = [(1, 0.0), (1, 1.5), (2, 0.0), (2, 0.02), (3, 1.0), (4, 0.0), (5, 0.5), (6, 2.0),
+           ("last", 0.0), (r"converged in", 0.0)]
+
+
+def _wait(run, after, delay, reference):
+    """Wait for the moment; the time the signal goes."""
+    if after == "last":
+        after = reference[2]
+    run.wait_for(rf"^picard\s+{after}\s" if isinstance(after, int) else after)
+    time.sleep(delay)
+    return time.monotonic()
+
+
+@pytest.mark.parametrize("after, delay", MOMENTS)
+def test_sigterm_to_mpirun(after, delay, tmp_path, reference):
+    """Open MPI's mpirun forwards SIGTERM to the ranks, kills them a second later and exits
+    with its own status 1: the checkpoint must be written within that second."""
+    out = tmp_path / "x.h5"
+    run = Run(out)
+    sent = _wait(run, after, delay, reference)
+    run.proc.send_signal(signal.SIGTERM)
+    _check_stop(run, out, reference, 1 if OPEN_MPI else 143, "stopped by SIGTERM", sent)
+
+
+@pytest.mark.parametrize("after, delay", [(1, 1.0), (4, 0.0), ("last", 0.0)])
+def test_sigusr1_to_mpirun(after, delay, tmp_path, reference):
+    """mpirun forwards SIGUSR1 and passes the ranks' status on: 138."""
+    out = tmp_path / "x.h5"
+    run = Run(out)
+    sent = _wait(run, after, delay, reference)
+    run.proc.send_signal(signal.SIGUSR1)
+    _check_stop(run, out, reference, 138, "stopped by SIGUSR1", sent)
+
+
+@pytest.mark.parametrize("after, delay", [(2, 0.5), (5, 0.0)])
+def test_sigterm_to_the_ranks(after, delay, tmp_path, reference):
+    """srun and Slurm's time limit signal every task: the ranks' 143 comes through mpirun."""
+    out = tmp_path / "x.h5"
+    run = Run(out)
+    sent = _wait(run, after, delay, reference)
+    for pid in run.ranks():
+        os.kill(pid, signal.SIGTERM)
+    _check_stop(run, out, reference, 143, "stopped by SIGTERM", sent)
+
+
+@pytest.mark.parametrize("iterations", [1.5, 3.0])
+def test_wall_time_budget(iterations, tmp_path, reference):
+    """--max-time: checkpoint and exit 124 at the budget, whatever the iteration is doing."""
+    out = tmp_path / "x.h5"
+    probe = Run(tmp_path / "probe.h5")  # this machine's pace now, so that the budget lands mid-run
+    probe.wait_for(r"^picard\s+1\s")
+    first = time.monotonic() - probe.start
+    probe.wait_for(r"^picard\s+3\s")
+    pace = (time.monotonic() - probe.start - first) / 2
+    probe.proc.send_signal(signal.SIGUSR1)
+    probe.finish()
+    budget = first + (iterations - 1) * pace
+    run = Run(out, "--max-time", f"{budget:.2f}")
+    _check_stop(run, out, reference, 124, "wall-time budget", run.start + budget)
+
+
+def test_slurm_script_forwards_usr1_requeues_and_finishes(tmp_path, reference):
+    """runs/slurm/mfgpde.sbatch, with a stand-in scontrol: SIGUSR1 to the script (what
+    `--signal=B:USR1@180` sends) reaches the ranks through mpirun, the job requeues
+    itself, and the requeued job continues from the checkpoint to the answer."""
+    bin_dir, out = tmp_path / "bin", tmp_path / "x.h5"
+    bin_dir.mkdir()
+    scontrol = bin_dir / "scontrol"
+    scontrol.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "scontrol.log"}\n')
+    scontrol.chmod(0o755)
+    env = {**_env(), "PATH": f"{bin_dir}:{os.environ['PATH']}", "SLURM_JOB_ID": "4242",
+           "LAUNCH": f"{shutil.which('mpirun')} -n 2", "MFGPDE": f"{sys.executable} -m mfgpde"}
+    script = [shutil.which("bash"), str(ROOT / "runs/slurm/mfgpde.sbatch"), str(STUDY[0]), str(out),
+              *map(str, STUDY[1:])]
+    job = subprocess.Popen(script, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    ckpt = out.with_name("x.ckpt.h5")
+    deadline = time.monotonic() + 240
+    while not ckpt.exists():  # checkpoint_every = 2
+        assert job.poll() is None and time.monotonic() < deadline, job.communicate()
+        time.sleep(0.01)
+    job.send_signal(signal.SIGUSR1)
+    stdout, stderr = job.communicate(timeout=120)
+    assert job.returncode == 0, stderr
+    assert "stopped by SIGUSR1" in stderr and "requeued" in stdout
+    assert (tmp_path / "scontrol.log").read_text().split() == ["requeue", "4242"]
+    again = subprocess.run(script, capture_output=True, text=True, env=env, timeout=600)
+    assert again.returncode == 0 and "solved" in again.stdout, again.stderr
+    fields = reference[0][0]
+    found, iterations = _fields(out)
+    assert iterations == reference[0][1]
+    assert all(np.max(np.abs(found[k] - fields[k])) < 1e-12 for k in ("u", "m"))
