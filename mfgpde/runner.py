@@ -11,16 +11,12 @@ from petsc4py import PETSc
 from . import __version__
 from .config import ConfigError
 from .grids import Grid
-from .io import temporary_path, write_result
-from .io.xdmf import mesh_points, write_xdmf
+from .io import OutputError, remove_stale_temporaries, temporary_path, write_result
+from .io.xdmf import mesh_points, xdmf_path, xdmf_text
 from .models import ModelError, create_model
 from .restart import Checkpointer, checkpoint_path, load_state
 from .solvers import (HistoryMonitor, MassMonitor, MFGProblem, NewtonCoupling, PicardSolver,
                       ProgressMonitor, check_finite)
-
-
-class OutputError(RuntimeError):
-    """The result could not be written (a full disk, a vanished directory)."""
 
 
 def apply_petsc_options(table):
@@ -113,25 +109,63 @@ def _newton_linear(choice, dim):
     return "direct" if PETSc.Options().hasName("newton_pc_type") else "marching"
 
 
-def check_writable(path, comm):
-    """Refuse an output path that cannot be written, before any work is done."""
+def check_paths(out, comm, checkpoint=None, runfile=None, restart=None):
+    """Refuse, before any work, paths this run would destroy or cannot write: the output,
+    its unconverged sibling, their XDMF sidecars and the checkpoint must be distinct files
+    (compared as files: symlinks, relative paths, hard links), none of them the run file or
+    the restart file (the checkpoint may be the restart file), each a writable regular
+    file.  Removes the temporaries of these files that dead processes left."""
+    out = pathlib.Path(out)
+    writes = [("output.file", "the output", out), ("output.file", "the unconverged output", unconverged_path(out)),
+              ("output.file", "the output's XDMF sidecar", xdmf_path(out)),
+              ("output.file", "the unconverged output's XDMF sidecar", xdmf_path(unconverged_path(out)))]
+    writes += [("output.checkpoint_file", "the checkpoint", pathlib.Path(checkpoint))] if checkpoint else []
+    reads = [("", "the run file", runfile)] * bool(runfile) + [("", "the --restart file", restart)] * bool(restart)
+    problem = None
+    if comm.Get_rank() == 0:
+        problem = next((f"{key}: {p} is the same file as {what} {q}"
+                        for i, (key, _, p) in enumerate(writes) for _, what, q in writes[:i] + reads
+                        if not (key == "output.checkpoint_file" and q == restart) and _same(p, q)), None)
+        for *_, p in writes:
+            remove_stale_temporaries(p)
+    problem = comm.bcast(problem, root=0)
+    if problem:
+        raise ConfigError(problem)
+    check_writable(out, comm)
+    if checkpoint:
+        check_writable(checkpoint, comm, "output.checkpoint_file")
+
+
+def _same(a, b):
+    """Whether two paths name the same file (existing or to be created)."""
+    a, b = pathlib.Path(a), pathlib.Path(b)
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
+
+
+def check_writable(path, comm, key="output.file"):
+    """Refuse a path that cannot be written as a regular file, before any work is done."""
+    path = pathlib.Path(path)
     problem = None
     if comm.Get_rank() == 0:
         existing = next(p for p in (path.parent, *path.parent.parents) if p.exists())
         if path.is_dir():
-            problem = f"output.file: {path} is a directory"
+            problem = f"{key}: {path} is a directory"
+        elif path.exists() and not path.is_file():
+            problem = f"{key}: {path} is not a regular file (a device, FIFO or socket); it is not replaced"
         elif not existing.is_dir():
-            problem = f"output.file: {existing} is not a directory"
+            problem = f"{key}: {existing} is not a directory"
         elif not os.access(existing, os.W_OK):
-            problem = f"output.file: cannot write into {existing}"
+            problem = f"{key}: cannot write into {existing}"
         else:
-            problem = _try_create(path) if existing == path.parent else _try_mkdir(existing)
+            problem = _try_create(path, key) if existing == path.parent else _try_mkdir(existing, key)
     problem = comm.bcast(problem, root=0)
     if problem:
         raise ConfigError(problem)
 
 
-def _try_create(path):
+def _try_create(path, key):
     """Create and remove the temporary file the writer will use; a message if that fails."""
     probe = temporary_path(path)
     try:
@@ -139,16 +173,16 @@ def _try_create(path):
             pass
         os.remove(probe)
     except OSError as e:
-        return f"output.file: cannot create files like {probe.name} in {path.parent} ({e.strerror})"
+        return f"{key}: cannot create files like {probe.name} in {path.parent} ({e.strerror})"
     return None
 
 
-def _try_mkdir(parent):
+def _try_mkdir(parent, key):
     """Create and remove a directory where the output's missing folders will go."""
     try:
         os.rmdir(tempfile.mkdtemp(dir=parent))
     except OSError as e:
-        return f"output.file: cannot create folders in {parent} ({e.strerror})"
+        return f"{key}: cannot create folders in {parent} ({e.strerror})"
     return None
 
 
@@ -181,8 +215,9 @@ def write_solution(solution, cfg, path, history):
              "iterations": solution.iterations, "mpi_ranks": grid.comm.Get_size(),
              "peak_memory_mb": peak_mb, "notes": "\n".join(pb.model.notes()), **solution.stats}
     extra = {**(_closed_form(pb, axes) or {}), "mesh": {"points": mesh_points(axes)}}
-    write_result(path, axes=axes, t=pb.t, fields=fields, attrs=attrs, history=history.arrays(), extra=extra)
-    write_xdmf(path, axes, pb.t, fields)
+    text = xdmf_text(path, axes, pb.t, fields)
+    write_result(path, axes=axes, t=pb.t, fields=fields, attrs=attrs, history=history.arrays(), extra=extra,
+                 companions={xdmf_path(path): text} if text else None)
 
 
 def _closed_form(pb, axes):
@@ -220,7 +255,7 @@ def run(cfg, out, verbose=True, restart=None):
     and are removed once the run has converged."""
     out = pathlib.Path(out)
     problem = build_problem(cfg)
-    check_writable(out, problem.grid.comm)
+    check_paths(out, problem.grid.comm, checkpoint_path(out, cfg), restart=restart)
     state = load_state(restart, cfg, problem) if restart else None
     history = HistoryMonitor(state["history"] if state else None)
     checkpointer = Checkpointer(problem, cfg, checkpoint_path(out, cfg), history)
@@ -236,7 +271,8 @@ def run(cfg, out, verbose=True, restart=None):
     except OSError as e:
         raise OutputError(f"writing {target} failed ({e.strerror or e}); nothing was written") from None
     if solution.converged and problem.grid.rank == 0:
-        unconverged_path(out).unlink(missing_ok=True)  # a stale failure beside a good result misleads
+        for stale in (unconverged_path(out), xdmf_path(unconverged_path(out))):
+            stale.unlink(missing_ok=True)  # a stale failure beside a good result misleads
     if solution.converged:
         checkpointer.remove()
     return solution, target
