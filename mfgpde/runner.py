@@ -139,9 +139,12 @@ def check_paths(out, comm, checkpoint=None, runfile=None, restart=None):
 def _same(a, b):
     """Whether two paths name the same file (existing or to be created)."""
     a, b = pathlib.Path(a), pathlib.Path(b)
-    if a.exists() and b.exists():
-        return os.path.samefile(a, b)
-    return a.resolve() == b.resolve()
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+        return a.resolve() == b.resolve()
+    except OSError:  # a name too long to look up (check_writable reports it)
+        return os.path.abspath(a) == os.path.abspath(b)
 
 
 def check_writable(path, comm, key="output.file"):
