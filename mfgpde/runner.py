@@ -126,14 +126,15 @@ def check_paths(out, comm, checkpoint=None, runfile=None, restart=None):
         problem = next((f"{key}: {p} is the same file as {what} {q}"
                         for i, (key, _, p) in enumerate(writes) for _, what, q in writes[:i] + reads
                         if not (key == "output.checkpoint_file" and q == restart) and _same(p, q)), None)
-        for *_, p in writes:
-            remove_stale_temporaries(p)
     problem = comm.bcast(problem, root=0)
     if problem:
         raise ConfigError(problem)
     check_writable(out, comm)
     if checkpoint:
         check_writable(checkpoint, comm, "output.checkpoint_file")
+    if comm.Get_rank() == 0:
+        for *_, p in writes:
+            remove_stale_temporaries(p)
 
 
 def _same(a, b):
