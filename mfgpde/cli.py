@@ -8,17 +8,22 @@
     mfgpde bench [--sizes small large] [--ranks 1 2] [--case NAME ...] [--repeat K] [--json FILE]
                  [--baseline-iterations K]
 
-Bad input: one line naming the problem on stderr, exit status 2.  An unconverged
-solve exits with status 3.  A run stopped by SIGTERM, SIGINT or SIGUSR1 saves its last
-completed iterate and exits with 128 + the signal number (143, 130, 138); one stopped
-by its wall-time budget (--max-time, [output] max_wall_time) the same way with 124.
-Identical usage under `mpirun -n P`.
+Bad input (also paths that would destroy a file given, or cannot be written): one line
+naming the problem on stderr, exit status 2, nothing written.  An unconverged solve exits
+with status 3, an output, checkpoint or plot that cannot be written (a full disk, an I/O
+error) with 4 (one line naming the file and the cause; previous files intact).  A run
+stopped by SIGTERM, SIGINT or SIGUSR1 saves its last completed iterate and exits with
+128 + the signal number (143, 130, 138); one stopped by its wall-time budget (--max-time,
+[output] max_wall_time) the same way with 124.  Identical usage under `mpirun -n P`.
 """
 import argparse
+import errno
+import os
 import pathlib
 import sys
 
 EXIT_BAD_INPUT, EXIT_NOT_CONVERGED = 2, 3
+EXIT_WRITE_FAILED = 4
 OWN_LONG = ("output", "set", "restart", "max-time", "times", "outdir", "case", "sizes", "ranks", "json",
             "baseline-iterations", "repeat")
 PETSC_O_PREFIXES = ("-options", "-on_error", "-objects", "-omp")
@@ -119,7 +124,13 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     own, petsc = split_petsc_args(argv)
     import petsc4py
-    petsc4py.init([sys.argv[0], "-no_signal_handler"] + petsc)
+    for flag, value in zip(petsc, petsc[1:]):
+        if flag.startswith("-options_file") and not (os.path.isfile(value) and os.access(value, os.R_OK)):
+            _fail(f"{flag} {value}: no readable options file there")
+    try:
+        petsc4py.init([sys.argv[0], "-no_signal_handler"] + petsc)
+    except Exception as e:  # noqa: BLE001  petsc4py.PETSc.Error, whose module failed to load
+        _fail(f"petsc: PETSc did not start with the options {' '.join(petsc)} (error code {getattr(e, 'ierr', '?')})")
     args = _parser().parse_args(own)
     command = {"run": _run, "info": _info, "plot": _plot, "validate": _validate, "bench": _bench}[args.command]
     from mpi4py import MPI
@@ -141,13 +152,18 @@ def _stop(message, code):
 
 def _run(args):
     from .config import ConfigError, load
-    from .restart import Interrupted
-    from .runner import OutputError, apply_petsc_options, run
+    from .io import OutputError
+    from .restart import Interrupted, checkpoint_path
+    from .runner import apply_petsc_options, check_paths, run
     from .solvers import SolverError
     from .stop import StopRequested, parse_duration, watch
+    from mpi4py import MPI
     from petsc4py import PETSc
     watch.install()
     try:
+        for flag, value in (("-o", args.output), ("--restart", args.restart)):
+            if value == "":
+                raise ConfigError(f"{flag}: an empty file name")
         cfg = load(args.runfile, args.set)
         if args.max_time is not None:
             try:
@@ -158,6 +174,8 @@ def _run(args):
             watch.set_budget(parse_duration(cfg["output"]["max_wall_time"]))
         out = pathlib.Path(args.output or cfg["output"]["file"] or f"out/{pathlib.Path(args.runfile).stem}.h5")
         cfg["output"]["file"] = str(out)
+        checkpoint = checkpoint_path(out, cfg) if "checkpoint_file" in cfg["output"] else None
+        check_paths(out, MPI.COMM_WORLD, checkpoint, runfile=args.runfile, restart=args.restart)
         if "petsc" not in cfg:  # a discrete-time Stackelberg game: the master equation
             from .master_runner import run_master
             if args.restart:
@@ -181,7 +199,7 @@ def _run(args):
     except SolverError as e:
         _fail(f"solve failed: {e}; no solution written", EXIT_NOT_CONVERGED)
     except OutputError as e:
-        _fail(str(e), EXIT_NOT_CONVERGED)
+        _fail(str(e), EXIT_WRITE_FAILED)
     except PETSc.Error as e:  # raised inside a solve: options PETSc accepted alone but not together
         reason = str(e).strip().splitlines()[-1].split("] ", 1)[-1]  # PETSc's own last line
         if e.ierr in PETSC_OPTION_ERRORS:
@@ -202,6 +220,8 @@ def _run(args):
             except StopRequested as e:
                 _stop(f"{e.reason} while plotting; the solution is in {written} (`mfgpde plot {written}` "
                       "makes the plots)", e.code)
+            except OutputError as e:
+                _fail(f"{e}; the result {written} is written and kept", EXIT_WRITE_FAILED)
     return 0
 
 
@@ -236,12 +256,28 @@ def _info(args):
 
 
 def _plot(args):
-    from .io import plot_result
+    import h5py
+
+    from .io import OutputError, plot_result
     p = _open_checked(args.file)
     if _rank() == 0:
+        with h5py.File(p, "r") as f:
+            t = f["time/t"][()]
+        bad = [v for v in args.times or () if not t[0] <= v <= t[-1]]
+        if bad:
+            _fail(f"--times {bad[0]}: outside the file's times [{t[0]:g}, {t[-1]:g}]")
+        if args.outdir is not None:
+            try:
+                pathlib.Path(args.outdir).mkdir(parents=True, exist_ok=True)
+                if not os.access(args.outdir, os.W_OK):
+                    raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+            except OSError as e:
+                _fail(f"--outdir {args.outdir}: cannot write there ({e.strerror})")
         try:
             for png in plot_result(p, outdir=args.outdir, times=args.times):
                 print(f"mfgpde: wrote {png}")
+        except OutputError as e:
+            _fail(str(e), EXIT_WRITE_FAILED)
         except (KeyError, OSError) as e:
             _fail(f"{args.file}: not an mfgpde output file ({e})")
     return 0

@@ -20,10 +20,10 @@ from . import __version__
 from .closedforms.stackelberg_lq import COEFFS, GAINS
 from .config import ConfigError
 from .grids import Grid
-from .io import write_result
+from .io import on_root, write_result
 from .models import ModelError
 from .models.leader_follower import create_leader_follower
-from .runner import check_writable
+from .runner import check_paths
 from .solvers.leader_follower import LeaderFollowerSolver
 
 LEADER_FIELDS, FOLLOWER_FIELDS = ("V0", "u0", "zdot"), ("V1", "u1")
@@ -120,7 +120,7 @@ def run_leader_follower(cfg, out, verbose=True):
     out = pathlib.Path(out)
     model, solver, reference = build(cfg, verbose=verbose)
     g0, g1 = solver.g0, solver.g1
-    check_writable(out, g0.comm)
+    check_paths(out, g0.comm)
     start = time.perf_counter()
     solution = solver.solve()
     fraction = cfg["grid"]["window"]
@@ -134,9 +134,8 @@ def run_leader_follower(cfg, out, verbose=True):
     fields = {name: (g0 if name in LEADER_FIELDS else g1).gather(getattr(solution, name))
               for name in LEADER_FIELDS + FOLLOWER_FIELDS}
     inside0, inside1 = (g.gather(window(g, fraction).astype(float)) for g in (g0, g1))
-    if g0.rank == 0:
-        _write(out, cfg, model, solver, solution, fields, inside0 > 0, inside1 > 0, reference, errors, kind)
-    g0.comm.Barrier()
+    on_root(g0.comm, lambda: _write(out, cfg, model, solver, solution, fields, inside0 > 0, inside1 > 0,
+                                    reference, errors, kind))
     return solution, out
 
 

@@ -10,10 +10,10 @@ from mpi4py import MPI
 from . import __version__
 from .config import ConfigError
 from .grids import SimplexGrid
-from .io import write_result
+from .io import on_root, write_result
 from .models import ModelError
 from .models.discrete import create_discrete
-from .runner import check_writable, unconverged_path
+from .runner import check_paths, unconverged_path
 from .solvers.master import MasterSolver, follower_exploitability, leader_gain
 
 
@@ -48,7 +48,7 @@ def run_master(cfg, out, verbose=True):
     equilibrium checks; written to `out` (or <stem>.unconverged.h5 if not converged)."""
     out = pathlib.Path(out)
     model, grid, solver = build(cfg)
-    check_writable(out, grid.comm)
+    check_paths(out, grid.comm)
     T, s = cfg["time"]["T"], cfg["solver"]
     start = time.perf_counter()
     zero = (np.zeros((grid.size, len(model.states))), np.zeros(grid.size))
@@ -74,9 +74,8 @@ def run_master(cfg, out, verbose=True):
         print(f"master: {status}; followers' best deviation gains {checks['follower_exploitability']:.2e}, "
               f"the leader's best one-step deviation {checks['leader_gain']:.2e}", flush=True)
     target = out if converged else unconverged_path(out)
-    if grid.comm.Get_rank() == 0:
-        _write(target, cfg, model, grid, levels, times, history, path, checks, status, converged)
-    grid.comm.Barrier()
+    on_root(grid.comm, lambda: _write(target, cfg, model, grid, levels, times, history, path, checks, status,
+                                      converged))
     return MasterResult(converged, status, path, checks), target
 
 

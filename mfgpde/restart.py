@@ -7,6 +7,7 @@ from mpi4py import MPI
 
 from . import __version__
 from .config import ConfigError
+from .io import on_root
 from .io.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
 
 
@@ -42,11 +43,11 @@ class Checkpointer:
     def write(self, k, u, m):
         grid, pb = self.problem.grid, self.problem
         full_u, full_m = grid.gather(u), grid.gather(m)
-        if grid.rank == 0:
+        def save():
             axes = {name: grid.coordinates(d) for d, name in enumerate(grid.names)}
             write_checkpoint(self.path, axes=axes, t=pb.t, u=full_u, m=full_m, iteration=k,
                              history=self.history.arrays(), config=self.cfg, version=__version__)
-        grid.comm.Barrier()
+        on_root(grid.comm, save)  # a write error stops every rank
         self.last, self.written = time.monotonic(), k
 
     def stopped(self, stop):

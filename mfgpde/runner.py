@@ -11,17 +11,13 @@ from petsc4py import PETSc
 from . import __version__
 from .config import ConfigError
 from .grids import Grid
-from .io import temporary_path, write_result
-from .io.xdmf import mesh_points, write_xdmf
+from .io import OutputError, on_root, remove_stale_temporaries, temporary_path, write_result
+from .io.xdmf import mesh_points, xdmf_path, xdmf_text
 from .models import ModelError, create_model
 from .restart import Checkpointer, Interrupted, checkpoint_path, load_state
 from .stop import StopRequested, poll, watch
 from .solvers import (HistoryMonitor, MassMonitor, MFGProblem, NewtonCoupling, PicardSolver,
                       ProgressMonitor, check_finite)
-
-
-class OutputError(RuntimeError):
-    """The result could not be written (a full disk, a vanished directory)."""
 
 
 def apply_petsc_options(table):
@@ -114,25 +110,67 @@ def _newton_linear(choice, dim):
     return "direct" if PETSc.Options().hasName("newton_pc_type") else "marching"
 
 
-def check_writable(path, comm):
-    """Refuse an output path that cannot be written, before any work is done."""
+def check_paths(out, comm, checkpoint=None, runfile=None, restart=None):
+    """Refuse, before any work, paths this run would destroy or cannot write: the output,
+    its unconverged sibling, their XDMF sidecars and the checkpoint must be distinct files
+    (compared as files: symlinks, relative paths, hard links), none of them the run file or
+    the restart file (the checkpoint may be the restart file), each a writable regular
+    file.  Removes the temporaries of these files that dead processes left."""
+    out = pathlib.Path(out)
+    writes = [("output.file", "the output", out), ("output.file", "the unconverged output", unconverged_path(out)),
+              ("output.file", "the output's XDMF sidecar", xdmf_path(out)),
+              ("output.file", "the unconverged output's XDMF sidecar", xdmf_path(unconverged_path(out)))]
+    writes += [("output.checkpoint_file", "the checkpoint", pathlib.Path(checkpoint))] if checkpoint else []
+    reads = [("", "the run file", runfile)] * bool(runfile) + [("", "the --restart file", restart)] * bool(restart)
+    problem = None
+    if comm.Get_rank() == 0:
+        problem = next((f"{key}: {p} is the same file as {what} {q}"
+                        for i, (key, _, p) in enumerate(writes) for _, what, q in writes[:i] + reads
+                        if not (key == "output.checkpoint_file" and q == restart) and _same(p, q)), None)
+    problem = comm.bcast(problem, root=0)
+    if problem:
+        raise ConfigError(problem)
+    check_writable(out, comm)
+    if checkpoint:
+        check_writable(checkpoint, comm, "output.checkpoint_file")
+    if comm.Get_rank() == 0:
+        for *_, p in writes:
+            remove_stale_temporaries(p)
+
+
+def _same(a, b):
+    """Whether two paths name the same file (existing or to be created)."""
+    a, b = pathlib.Path(a), pathlib.Path(b)
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+        return a.resolve() == b.resolve()
+    except OSError:  # a name too long to look up (check_writable reports it)
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
+def check_writable(path, comm, key="output.file"):
+    """Refuse a path that cannot be written as a regular file, before any work is done."""
+    path = pathlib.Path(path)
     problem = None
     if comm.Get_rank() == 0:
         existing = next(p for p in (path.parent, *path.parent.parents) if p.exists())
         if path.is_dir():
-            problem = f"output.file: {path} is a directory"
+            problem = f"{key}: {path} is a directory"
+        elif path.exists() and not path.is_file():
+            problem = f"{key}: {path} is not a regular file (a device, FIFO or socket); it is not replaced"
         elif not existing.is_dir():
-            problem = f"output.file: {existing} is not a directory"
+            problem = f"{key}: {existing} is not a directory"
         elif not os.access(existing, os.W_OK):
-            problem = f"output.file: cannot write into {existing}"
+            problem = f"{key}: cannot write into {existing}"
         else:
-            problem = _try_create(path) if existing == path.parent else _try_mkdir(existing)
+            problem = _try_create(path, key) if existing == path.parent else _try_mkdir(existing, key)
     problem = comm.bcast(problem, root=0)
     if problem:
         raise ConfigError(problem)
 
 
-def _try_create(path):
+def _try_create(path, key):
     """Create and remove the temporary file the writer will use; a message if that fails."""
     probe = temporary_path(path)
     try:
@@ -140,16 +178,16 @@ def _try_create(path):
             pass
         os.remove(probe)
     except OSError as e:
-        return f"output.file: cannot create files like {probe.name} in {path.parent} ({e.strerror})"
+        return f"{key}: cannot create files like {probe.name} in {path.parent} ({e.strerror})"
     return None
 
 
-def _try_mkdir(parent):
+def _try_mkdir(parent, key):
     """Create and remove a directory where the output's missing folders will go."""
     try:
         os.rmdir(tempfile.mkdtemp(dir=parent))
     except OSError as e:
-        return f"output.file: cannot create folders in {parent} ({e.strerror})"
+        return f"{key}: cannot create folders in {parent} ({e.strerror})"
     return None
 
 
@@ -187,12 +225,15 @@ def peak_memory_mb(comm):
 
 
 def write_solution(solution, cfg, path, history, fields, peak_mb, extra=None):
-    """Write the HDF5 file (complete or absent) on rank 0: the fields, and the extras given."""
-    grid = solution.problem.grid
-    if grid.rank == 0:
-        axes = {name: grid.coordinates(d) for d, name in enumerate(grid.names)}
-        write_result(path, axes=axes, t=solution.problem.t, fields=fields, attrs=_attrs(solution, cfg, peak_mb),
-                     history=history.arrays(), extra=extra)
+    """Write the HDF5 file (complete or absent) on rank 0, and with `extra` (the closed
+    form and the mesh) its XDMF sidecar beside it; without, a sidecar of an earlier file goes."""
+    grid, t = solution.problem.grid, solution.problem.t
+    axes = {name: grid.coordinates(d) for d, name in enumerate(grid.names)}
+    text = xdmf_text(path, axes, t, fields) if extra is not None else None
+    write_result(path, axes=axes, t=t, fields=fields, attrs=_attrs(solution, cfg, peak_mb),
+                 history=history.arrays(), extra=extra, companions={xdmf_path(path): text} if text else None)
+    if extra is None:
+        xdmf_path(path).unlink(missing_ok=True)
 
 
 def write_extras(solution, cfg, path, history, fields, peak_mb):
@@ -205,7 +246,6 @@ def write_extras(solution, cfg, path, history, fields, peak_mb):
     extra = {**(_closed_form(solution.problem, axes) or {}), "mesh": {"points": mesh_points(axes)}}
     poll()
     write_solution(solution, cfg, path, history, fields, peak_mb, extra)
-    write_xdmf(path, axes, solution.problem.t, fields)
 
 
 def _closed_form(pb, axes):
@@ -244,7 +284,7 @@ def run(cfg, out, verbose=True, restart=None):
     and are removed once the run has converged."""
     out = pathlib.Path(out)
     problem = build_problem(cfg)
-    check_writable(out, problem.grid.comm)
+    check_paths(out, problem.grid.comm, checkpoint_path(out, cfg), restart=restart)
     state = load_state(restart, cfg, problem) if restart else None
     history = HistoryMonitor(state["history"] if state else None)
     checkpointer = Checkpointer(problem, cfg, checkpoint_path(out, cfg), history, restart=restart)
@@ -259,12 +299,10 @@ def run(cfg, out, verbose=True, restart=None):
         raise checkpointer.stopped(stop) from None
     target = out if solution.converged else unconverged_path(out)
     fields, peak_mb = gathered_fields(solution), peak_memory_mb(problem.grid.comm)
-    try:
-        write_solution(solution, cfg, target, history, fields, peak_mb)
-    except OSError as e:
-        raise OutputError(f"writing {target} failed ({e.strerror or e}); nothing was written") from None
+    on_root(problem.grid.comm, lambda: write_solution(solution, cfg, target, history, fields, peak_mb))
     if solution.converged and problem.grid.rank == 0:
-        unconverged_path(out).unlink(missing_ok=True)  # a stale failure beside a good result misleads
+        for stale in (unconverged_path(out), xdmf_path(unconverged_path(out))):
+            stale.unlink(missing_ok=True)  # a stale failure beside a good result misleads
     if solution.converged:
         checkpointer.remove()
     try:  # the solution is safe on disk; the extras follow, and a stop request skips them
@@ -273,7 +311,6 @@ def run(cfg, out, verbose=True, restart=None):
     except StopRequested as stop:
         raise Interrupted(f"{stop.reason} during post-processing; the solution is in {target}, "
                           "without its closed form and XDMF", stop.code) from None
-    except OSError as e:
-        raise OutputError(f"writing the closed form or XDMF of {target} failed ({e.strerror or e}); "
-                          f"the solution is in {target}") from None
+    except OutputError as e:
+        raise OutputError(f"{e}; the solution is in {target}, without its closed form and XDMF") from None
     return solution, target

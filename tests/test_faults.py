@@ -1,5 +1,5 @@
 """Faults during a run: NaN injected mid-run, a full disk at the final write, an output
-place that cannot be written, a damaged result file."""
+place that cannot be written, a damaged result file (more in test_files.py)."""
 import errno
 
 import h5py
@@ -10,6 +10,7 @@ import pytest
 petsc4py.init()
 from conftest import RUNS, mfgpde  # noqa: E402
 from mfgpde.config import validate  # noqa: E402
+from mfgpde.io import hdf5  # noqa: E402
 from mfgpde.models import register  # noqa: E402
 from mfgpde.models.lq_mfg import LQMFG  # noqa: E402
 from mfgpde.runner import OutputError, run  # noqa: E402
@@ -51,14 +52,15 @@ def test_full_disk_at_the_final_write(tmp_path, monkeypatch):
     out = tmp_path / "x.h5"
     out.write_bytes(b"previous")
     cfg = _cfg(tmp_path)
-    real = h5py.File
+    real = hdf5._write_file
 
-    def full(path, mode="r", *a, **k):
-        if mode == "w" and "x.h5" in str(path) and "ckpt" not in str(path):
+    def full(path, data):
+        if "x.h5" in str(path) and "ckpt" not in str(path):
+            real(path, data[:100])
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(path, mode, *a, **k)
+        return real(path, data)
 
-    monkeypatch.setattr("mfgpde.io.hdf5.h5py.File", full)
+    monkeypatch.setattr(hdf5, "_write_file", full)
     with pytest.raises(OutputError, match="No space left on device"):
         run(cfg, out, verbose=False)
     assert out.read_bytes() == b"previous"

@@ -54,8 +54,8 @@ def test_round_trip_and_layout(tmp_path, ndim):
     for n, h in kw["history"].items():
         np.testing.assert_array_equal(r.history[n], h)
     np.testing.assert_array_equal(r.extra["closed_form"]["u"], extra["closed_form"]["u"])
-    assert {k: v for k, v in r.attrs.items() if k != "checksum"} == kw["attrs"]
-    assert len(r.attrs["checksum"]) == 64
+    assert {k: v for k, v in r.attrs.items() if k != "sha256"} == kw["attrs"]
+    assert len(r.attrs["sha256"]) == 64
     assert isinstance(r.attrs["config"], dict)
     with h5py.File(p, "r") as f:
         assert [a.decode() if isinstance(a, bytes) else a for a in f["grid"].attrs["axes"]] == list(kw["axes"])

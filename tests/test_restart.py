@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import RUNS, mfgpde, mfgpde_background
+from mfgpde.io.hdf5 import file_checksum
 
 STUDY = [RUNS / "lq_mfg_1d.toml", "--set", "grid.n=[300]", "--set", "time.nt=150",
          "--set", "output.plots=false"]
@@ -154,9 +155,10 @@ def _corrupt(src, dst, how):
     elif how == "data":
         with h5py.File(dst, "r+") as f:
             f["solution/m"][5, 10] += 1e-9
-    elif how == "format":
+    elif how == "format":  # another format, correctly checksummed
         with h5py.File(dst, "r+") as f:
             f.attrs["format"] = 99
+            f.attrs["sha256"] = file_checksum(f)
 
 
 @pytest.mark.parametrize("how, words", [("truncated", "not a readable"), ("data", "corrupted"),

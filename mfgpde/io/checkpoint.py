@@ -1,6 +1,7 @@
 """Checkpoints: the state of a coupling iteration in the result layout (u, m on every time
-level, the history, the resolved configuration, the SHA-256 every result file carries)
-plus the iteration number and a format version.  Several populations are stored as
+level, the history, the resolved configuration, the SHA-256 over everything every result
+file carries) plus the iteration number and a format version (2: the full checksum; format 1
+files, whose checksum covers /solution only, are refused as written by an older version).  Several populations are stored as
 u_pop<k>, m_pop<k>, as in results.  Written atomically and durably by write_result;
 read back only after every check passes.
 """
@@ -9,10 +10,11 @@ import json
 import h5py
 import numpy as np
 
+from ..models import model_defaults
 from .hdf5 import CorruptFileError, verify, write_result
 
 KIND = "mfgpde-checkpoint"
-FORMAT = 1
+FORMAT = 2
 MUST_MATCH = ("model", "grid", "time")  # sections a restart may not change
 
 
@@ -41,28 +43,50 @@ def _state(solution):
 
 
 def read_checkpoint(path, config):
-    """{iteration, u, m, history} from a checkpoint compatible with `config`."""
+    """{iteration, u, m, history} from a checkpoint compatible with `config`, read only
+    after its checksum matches everything in it."""
+    try:
+        verify(path)
+    except CorruptFileError as e:
+        raise CheckpointError(f"restart: {e}") from None
     try:
         with h5py.File(path, "r") as f:
             attrs = dict(f.attrs)
             if attrs.get("kind") != KIND:
                 raise CheckpointError(f"restart: {path} is not an mfgpde checkpoint")
-            if int(attrs.get("format", -1)) != FORMAT:
-                raise CheckpointError(f"restart: {path} has checkpoint format {attrs.get('format')}, "
+            if attrs.get("format") != FORMAT:
+                older = " (written by an older mfgpde version)" if attrs.get("format") == 1 else ""
+                raise CheckpointError(f"restart: {path} has checkpoint format {attrs.get('format')}{older}, "
                                       f"this version reads format {FORMAT}")
             u, m = _state(f["solution"])
             history = {k: v[()] for k, v in f["history"].items()} if "history" in f else {}
-    except (OSError, KeyError) as e:
+        iteration, saved = int(attrs["iteration"]), json.loads(attrs["config"])
+    except (OSError, KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"restart: {path} is not a readable checkpoint ({e})") from None
-    try:
-        verify(path)
-    except CorruptFileError:
-        raise CheckpointError(f"restart: {path} is corrupted (its checksum does not match its data)") from None
-    iteration = int(attrs["iteration"])
-    saved = json.loads(attrs["config"])
     for section in MUST_MATCH:
-        for key in sorted(set(saved[section]) | set(config[section])):
-            a, b = saved[section].get(key), config[section].get(key)
-            if a != b:
-                raise CheckpointError(f"restart: {section}.{key} differs: checkpoint {a!r}, this run {b!r}")
+        a, b = _resolved(saved, section), _resolved(config, section)
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                raise CheckpointError(f"restart: {section}.{key} differs: checkpoint "
+                                      f"{saved[section].get(key, a.get(key))!r}, "
+                                      f"this run {config[section].get(key, b.get(key))!r}")
     return {"iteration": iteration, "u": u, "m": m, "history": history}
+
+
+def _resolved(cfg, section):
+    """A section's values as the solver sees them: the model's defaults filled in, numbers
+    as floats, a one-element list as its element (which the models broadcast)."""
+    values = dict(cfg[section])
+    if section == "model":
+        values = {**model_defaults(values.get("name")), **values}
+    return {key: _number(v) for key, v in values.items()}
+
+
+def _number(value):
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    try:
+        a = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):  # strings inside, ragged lists: compared as given
+        return value
+    return a.item() if a.size == 1 else a.tolist()

@@ -18,6 +18,7 @@ either complete or absent.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from dataclasses import dataclass, field
@@ -101,29 +102,119 @@ def temporary_path(path):
     return path.parent / f".{path.name}.tmp-{os.getpid()}"
 
 
+def remove_stale_temporaries(path):
+    """Remove the temporaries of `path` left by processes that no longer run (a SIGKILL
+    during a write); never those of a live process."""
+    path = Path(path)
+    for tmp in path.parent.glob(f".{path.name}.tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[1]
+        if pid.isdigit() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        pass
+    return True
+
+
 class CorruptFileError(ValueError):
-    """A result or checkpoint file whose data does not match its checksum."""
+    """A result or checkpoint file that is damaged or does not match its checksum."""
 
 
-def solution_checksum(arrays):
-    """SHA-256 of the solution datasets, in order."""
+class OutputError(RuntimeError):
+    """A file could not be written (a full disk, an I/O error); the message names it, the
+    cause, and what was kept."""
+
+
+def on_root(comm, write):
+    """Call `write()` on rank 0 only; an OutputError there is raised on every rank, so that
+    no rank waits for one that has stopped."""
+    error = None
+    if comm.Get_rank() == 0:
+        try:
+            write()
+        except OutputError as e:
+            error = str(e)
+    error = comm.bcast(error, root=0)
+    if error:
+        raise OutputError(error)
+
+
+def _canonical(value):
+    """Bytes of a dataset or attribute value, its type and shape included."""
+    if isinstance(value, bytes):
+        return b"b" + value
+    if isinstance(value, str):
+        return b"s" + value.encode("utf-8", "surrogatepass")
+    a = np.asarray(value)
+    head = f"{a.dtype.str}{a.shape}".encode()
+    if a.dtype.kind == "O":
+        return head + b"\0".join(map(_canonical, a.ravel()))
+    return head + a.tobytes()
+
+
+def file_checksum(f, block_bytes=16 << 20):
+    """SHA-256 of everything in an open file that a reader trusts: every group's and
+    dataset's name, every dataset's type, shape and data (read in blocks), and every
+    attribute (the root's `sha256` itself excepted), walked in name order."""
     h = hashlib.sha256()
-    for a in arrays:
-        h.update(np.ascontiguousarray(a, dtype=float).tobytes())
+
+    def add(*parts):
+        for part in parts:
+            b = _canonical(part)
+            h.update(len(b).to_bytes(8, "little") + b)
+
+    def walk(obj):
+        for key in sorted(obj.attrs):
+            if not (obj.name == "/" and key == "sha256"):
+                add(key, obj.attrs[key])
+        if isinstance(obj, h5py.Dataset):
+            if obj.ndim == 0 or obj.dtype.kind == "O":
+                add(obj[()])
+                return
+            add(f"{obj.dtype.str}{obj.shape}")  # then the data, in blocks of the first axis
+            step = max(1, block_bytes // max(1, obj.dtype.itemsize * int(np.prod(obj.shape[1:]))))
+            for k in range(0, obj.shape[0], step):
+                h.update(np.ascontiguousarray(obj[k:k + step]))
+            return
+        for name in sorted(obj):
+            add(name)
+            walk(obj[name])
+    walk(f)
+    return h.hexdigest()
+
+
+def _solution_checksum(f):
+    """The checksum of files from before version 0.2 (the /solution datasets only)."""
+    h = hashlib.sha256()
+    for ds in f["solution"].values():
+        h.update(np.ascontiguousarray(ds[()], dtype=float).tobytes())
     return h.hexdigest()
 
 
 def verify(path):
-    """Raise CorruptFileError unless the solution datasets match the stored checksum."""
-    with h5py.File(path, "r") as f:
-        stored = f.attrs.get("checksum")
-        actual = solution_checksum(ds[()] for ds in f["solution"].values())
-    if stored is None or (stored.decode() if isinstance(stored, bytes) else stored) != actual:
+    """Raise CorruptFileError unless the file is readable and matches its `sha256`.  A file
+    from an older version (a `checksum` of /solution only) is verified the old way."""
+    try:
+        with h5py.File(path, "r") as f:
+            stored = f.attrs.get("sha256", f.attrs.get("checksum"))
+            actual = file_checksum(f) if "sha256" in f.attrs else _solution_checksum(f) if stored else None
+    except Exception as e:  # noqa: BLE001  any damage HDF5 or h5py reports, whatever its type
+        reason = (str(e).splitlines() or [type(e).__name__])[0]
+        raise CorruptFileError(f"{path}: not a readable mfgpde file, damaged or truncated ({reason})") from None
+    if stored is None:
+        raise CorruptFileError(f"{path}: corrupted or not an mfgpde file (no checksum)")
+    if (stored.decode() if isinstance(stored, bytes) else stored) != actual:
         raise CorruptFileError(f"{path}: corrupted (its data does not match its checksum)")
 
 
 def _fsync(path):
-    """Flush a file (or a directory entry) to disk, so a crash after the rename keeps it."""
+    """Flush a directory entry to disk, so a crash after the rename keeps the file."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -131,55 +222,91 @@ def _fsync(path):
         os.close(fd)
 
 
-def write_result(path, *, axes, t, fields, attrs, history=None, extra=None, field_axes=None) -> None:
-    """Write one result file atomically (temporary file + os.replace).
+def _image(axes, t, fields, attrs, history, extra, field_axes):
+    """The bytes of the HDF5 file, built in memory (a full disk cannot reach HDF5, which
+    crashes on one); the 1.8 format, in which HDF5 checksums its own metadata."""
+    image = io.BytesIO()
+    with h5py.File(image, "w", track_order=True, libver="v108") as f:
+        grid = f.create_group("grid")
+        grid.attrs["axes"] = np.array(list(axes), dtype=h5py.string_dtype())
+        for name, a in axes.items():
+            grid.create_dataset(name, data=a)
+        f.create_group("time").create_dataset("t", data=t)
+        sol = f.create_group("solution", track_order=True)
+        for name, arr in fields.items():
+            ds = sol.create_dataset(name, data=arr)
+            if name in field_axes:
+                ds.attrs["axes"] = np.array(list(field_axes[name]), dtype=h5py.string_dtype())
+        if history:
+            hist = f.create_group("history", track_order=True)
+            for name, h in history.items():
+                hist.create_dataset(name, data=h)
+        for group, datasets in (extra or {}).items():
+            g = f.create_group(str(group), track_order=True)
+            for name, arr in datasets.items():
+                g.create_dataset(str(name), data=np.asarray(arr))
+        for key, value in attrs.items():
+            if value is not None:
+                f.attrs[str(key)] = _encode_attr(value)
+        f.attrs["sha256"] = file_checksum(f)
+    return image.getbuffer()
+
+
+def _write_file(path, data):
+    """`data` into a new file, durably; OSError (ENOSPC, EIO) on failure."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def commit(files):
+    """Write {path: bytes} atomically: all temporaries first, then the renames in order.
+    Raises OutputError naming the file and the cause; nothing is changed and no temporary
+    remains unless a rename fails after an earlier one (the message then says which)."""
+    files = {Path(p): data for p, data in files.items()}
+    done, current = [], None
+    try:
+        for current in files:
+            current.parent.mkdir(parents=True, exist_ok=True)
+            _write_file(temporary_path(current), files[current])
+        for current in files:
+            os.replace(temporary_path(current), current)
+            done.append(current)
+        _fsync(current.parent)
+    except OSError as e:
+        for p in files:
+            temporary_path(p).unlink(missing_ok=True)
+        kept = [f"{p.name} was written" for p in done] + [
+            f"the previous {p.name} is unchanged" if p.exists() else f"{p.name} was not written"
+            for p in files if p not in done]
+        raise OutputError(f"writing {current} failed: {e.strerror or e}; {', '.join(kept)}") from None
+    except BaseException:
+        for p in files:
+            temporary_path(p).unlink(missing_ok=True)
+        raise
+
+
+def write_result(path, *, axes, t, fields, attrs, history=None, extra=None, field_axes=None,
+                 companions=None) -> None:
+    """Write one result file atomically (built in memory, temporary file + os.replace).
 
     ``axes``: ordered name -> 1-D coordinates; ``t``: 1-D times; ``fields``:
     name -> array of shape (len(t), *axis sizes); ``attrs``: root attributes
     (dicts/lists stored as JSON strings, None values skipped); ``history``:
     name -> 1-D array; ``extra``: group -> {name: array}; ``field_axes``: field ->
-    the axes it lies on where not all of them. Raises ValueError on
-    bad shapes. On any error the target is untouched and no temporary remains.
-    Call on one rank only.
+    the axes it lies on where not all of them; ``companions``: path -> text written
+    with it (renamed after it, once every file is complete). Raises ValueError on bad
+    shapes, OutputError when a file cannot be written (see `commit`).  Call on one rank.
     """
     field_axes = field_axes or {}
     axes, t, fields, history = _validate(axes, t, fields, history, extra, field_axes)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_path(path)
-    try:
-        with h5py.File(tmp, "w", track_order=True) as f:
-            grid = f.create_group("grid")
-            grid.attrs["axes"] = np.array(list(axes), dtype=h5py.string_dtype())
-            for name, a in axes.items():
-                grid.create_dataset(name, data=a)
-            f.create_group("time").create_dataset("t", data=t)
-            sol = f.create_group("solution", track_order=True)
-            for name, arr in fields.items():
-                ds = sol.create_dataset(name, data=arr)
-                if name in field_axes:
-                    ds.attrs["axes"] = np.array(list(field_axes[name]), dtype=h5py.string_dtype())
-            if history:
-                hist = f.create_group("history", track_order=True)
-                for name, h in history.items():
-                    hist.create_dataset(name, data=h)
-            for group, datasets in (extra or {}).items():
-                g = f.create_group(str(group), track_order=True)
-                for name, arr in datasets.items():
-                    g.create_dataset(str(name), data=np.asarray(arr))
-            for key, value in attrs.items():
-                if value is not None:
-                    f.attrs[str(key)] = _encode_attr(value)
-            f.attrs["checksum"] = solution_checksum(fields.values())
-        _fsync(tmp)
-        os.replace(tmp, path)
-        _fsync(path.parent)
-    except BaseException:
-        try:
-            os.remove(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    image = _image(axes, t, fields, attrs, history, extra, field_axes)
+    commit({path: image, **{p: text.encode() for p, text in (companions or {}).items()}})
 
 
 def read_result(path) -> Result:

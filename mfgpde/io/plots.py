@@ -1,11 +1,12 @@
 """PNG plots of an mfgpde result file (matplotlib imported lazily, Agg backend)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
-from .hdf5 import read_result
+from .hdf5 import OutputError, read_result, temporary_path
 
 _WHAT = {"u": "value", "m": "density"}
 
@@ -23,8 +24,16 @@ def _residual_keys(history):
 
 
 def _save(fig, plt, path, out):
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    """The figure as a PNG, atomically; OutputError naming the file if it cannot be written."""
+    tmp = temporary_path(path)
+    try:
+        fig.savefig(tmp, dpi=100, format="png")
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"writing {path} failed: {e.strerror or e}") from None
+    finally:
+        plt.close(fig)
     out.append(path)
 
 
@@ -45,7 +54,10 @@ def plot_result(path, outdir=None, times=None) -> list[Path]:
     path = Path(path)
     res = read_result(path)
     outdir = Path(outdir) if outdir is not None else path.parent
-    outdir.mkdir(parents=True, exist_ok=True)
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"creating the plot folder {outdir} failed: {e.strerror or e}") from None
     stem = outdir / path.stem
     model = res.attrs.get("model", "mfgpde")
     names = list(res.axes)

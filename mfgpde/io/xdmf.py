@@ -5,12 +5,9 @@ the result file under /mesh/points, follow the storage order of the fields (the 
 grid axis slowest), so no axis is transposed.  One XDMF grid per time level, each field a
 hyperslab of /solution/<field>.  1-D results get no sidecar.
 """
-import os
 from pathlib import Path
 
 import numpy as np
-
-from .hdf5 import temporary_path
 
 
 def mesh_points(axes):
@@ -26,8 +23,8 @@ def xdmf_path(h5path):
     return Path(h5path).with_suffix(".xdmf")
 
 
-def write_xdmf(h5path, axes, t, fields):
-    """Write the sidecar for a result file holding /mesh/points and /solution/<fields>."""
+def xdmf_text(h5path, axes, t, fields):
+    """The sidecar of a result file holding /mesh/points and /solution/<fields> (None in 1-D)."""
     h5path, dims = Path(h5path), [len(a) for a in axes.values()]
     if len(dims) == 1:
         return None
@@ -46,11 +43,6 @@ def write_xdmf(h5path, axes, t, fields):
             f'{h5path.name}:/solution/{name}</DataItem></DataItem></Attribute>' for name in fields)
         steps.append(f'<Grid Name="t{k}" GridType="Uniform"><Time Value="{time!r}"/>'
                      f'{topology}{geometry}{attributes}</Grid>')
-    text = ('<?xml version="1.0" ?>\n<Xdmf Version="2.0"><Domain>'
+    return ('<?xml version="1.0" ?>\n<Xdmf Version="2.0"><Domain>'
             '<Grid Name="mfgpde" GridType="Collection" CollectionType="Temporal">\n'
             + "\n".join(steps) + "\n</Grid></Domain></Xdmf>\n")
-    target = xdmf_path(h5path)
-    tmp = temporary_path(target)
-    tmp.write_text(text)
-    os.replace(tmp, target)
-    return target

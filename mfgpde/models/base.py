@@ -171,6 +171,11 @@ def available_models():
     return sorted(_REGISTRY)
 
 
+def model_defaults(name):
+    """The default parameters of a registered model ({} for an unknown name)."""
+    return dict(_REGISTRY[name].parameters) if name in _REGISTRY else {}
+
+
 def create_model(name, dim, **params):
     if name not in _REGISTRY:
         raise ModelError(f"model.name: unknown model {name!r} (available: {', '.join(available_models())})")
