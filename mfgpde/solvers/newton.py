@@ -15,6 +15,7 @@ import time
 import weakref
 
 import numpy as np
+from mpi4py import MPI
 from petsc4py import PETSc
 
 from ..models import Density
@@ -170,6 +171,19 @@ class NewtonSolver:
             mean = [grid.moments(m[n])[1] for n in range(1, pb.nt + 1)]
             if Fmean is not None:
                 Fmean[:] = self.mean_weight * (np.array([dn.mean for dn in dens[1:]]) - np.array(mean))
+        self._check_finite(snes, Fu, Fm)
+
+    def _check_finite(self, snes, Fu, Fm):
+        """SolverError naming the first level and field where the residual is NaN or Inf
+        (collective: SNES would stop with reason -4 and keep the non-finite iterate)."""
+        pb = self.problem
+        bad = ~np.stack([np.isfinite(F).reshape(pb.nt, -1).all(axis=1) for F in (Fu, Fm)], axis=1).ravel()
+        first = pb.grid.comm.allreduce(int(np.argmax(bad)) if bad.any() else bad.size, op=MPI.MIN)
+        if first < bad.size:
+            n, fp = divmod(first, 2)
+            field = "Fokker-Planck residual (m)" if fp else "HJB residual (u)"
+            raise SolverError(f"Newton after {snes.getIterationNumber()} iterations: the {field} is not finite (NaN or Inf) "
+                              f"at time level {n + fp} (t = {pb.t[n + fp]:.6g})")
 
     def _linearised_levels(self, u, m, dens):
         """Per level n, the pieces of the rows HJB_n and FP_n (all weighted by w): stencil
