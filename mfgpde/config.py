@@ -27,6 +27,7 @@ DEFAULTS = {
 REQUIRED = {"model": ["name"], "grid": ["lower", "upper", "n"], "time": ["T", "nt"]}
 OPEN_SECTIONS = ("model", "petsc")  # keys checked elsewhere (the model) or free (PETSc options)
 COUPLINGS = ("picard", "newton")
+TINY, HUGE = 1e-150, 1e150  # widths, steps and parameters whose squares (and their inverses) stay finite
 NEWTON_LINEAR = ("auto", "direct", "fieldsplit", "marching")
 
 
@@ -144,6 +145,10 @@ def _check_grid(g):
             raise ConfigError(f"grid.upper: must exceed grid.lower on axis {d}, got {a!r} .. {b!r}")
         if not math.isfinite(b - a):
             raise ConfigError(f"grid.upper: the box is too large to represent on axis {d}")
+        h = (b - a) / g["n"][d]
+        if not TINY <= h <= HUGE:
+            raise ConfigError(f"grid.upper: cells of width {h:.3g} on axis {d} are too {'small' if h < TINY else 'large'}"
+                              f" to compute with (1/h² must be finite; width in [{TINY:g}, {HUGE:g}])")
     bnd = g["boundary"] if isinstance(g["boundary"], list) else [g["boundary"]] * dim
     if len(bnd) != dim or not all(b in BOUNDARIES for b in bnd):
         raise ConfigError(f"grid.boundary: one of {', '.join(BOUNDARIES)} (or one per axis), got {g['boundary']!r}")
@@ -163,6 +168,10 @@ def _check_time(t):
         raise ConfigError(f"time.T: the horizon must be a positive number, got {t['T']!r}")
     if not _is_int(t["nt"]) or t["nt"] < 1:
         raise ConfigError(f"time.nt: the number of time steps must be a positive integer, got {t['nt']!r}")
+    dt = t["T"] / t["nt"]
+    if not TINY <= dt <= HUGE:
+        raise ConfigError(f"time.T: time steps T/nt = {dt:.3g} are too {'small' if dt < TINY else 'large'} to compute "
+                          f"with (in [{TINY:g}, {HUGE:g}])")
 
 
 def _check_solver(s):

@@ -33,3 +33,97 @@ def test_nan_inside_newton_names_iteration_level_and_field_and_writes_nothing(ca
                                           r"\(NaN or Inf\) at time level \d+ \(t = [\d.]+\)"):
         run(_newton_cfg(calls), tmp_path / "x.h5", verbose=False)
     assert list(tmp_path.iterdir()) == []
+
+
+class _Stop(Exception):
+    pass
+
+
+NEWTON_STUDY = ["solver.coupling='newton'", "output.checkpoint_every=1", "output.plots=false",
+                "grid.n=[40]", "time.nt=10", "solver.picard_iterations=2"]
+
+
+def _history(path):
+    with h5py.File(path) as f:
+        return f.attrs["status"], {k: f["history"][k][()] for k in f["history"]}
+
+
+@pytest.fixture(scope="module")
+def newton_reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref") / "ref.h5"
+    run(load(RUNS / "congestion_1d.toml", NEWTON_STUDY), out, verbose=False)
+    return _history(out)
+
+
+# stopped after Newton iterate 1 or 2 (checkpoints 3, 4); restarted with the default
+# picard_iterations = 1 (solver settings may change on a restart)
+@pytest.mark.parametrize("stop_at, restart_set", [(3, []), (4, []), (4, ["solver.picard_iterations=1"])])
+def test_restart_inside_newton_gives_the_uninterrupted_history_and_status(stop_at, restart_set, tmp_path,
+                                                                          newton_reference):
+    out = tmp_path / "a.h5"
+
+    def stop(k, u, m):
+        checkpointer(k, u, m)
+        if k == stop_at:
+            raise _Stop
+
+    import mfgpde.runner as runner
+    real = runner.Checkpointer
+    checkpointer = None
+
+    def make(*args):
+        nonlocal checkpointer
+        checkpointer = real(*args)
+        return stop
+
+    runner.Checkpointer = make
+    try:
+        with pytest.raises(_Stop):
+            run(load(RUNS / "congestion_1d.toml", NEWTON_STUDY), out, verbose=False)
+    finally:
+        runner.Checkpointer = real
+    run(load(RUNS / "congestion_1d.toml", NEWTON_STUDY + restart_set), out, verbose=False,
+        restart=tmp_path / "a.ckpt.h5")
+    status, got = _history(out)
+    ref_status, ref = newton_reference
+    assert status == ref_status
+    for key in ("iteration", "newton", "residual_u", "residual_m"):
+        np.testing.assert_allclose(got[key], ref[key], rtol=1e-6, atol=1e-14, err_msg=key)
+
+
+def _cli(tmp_path, runfile, *sets):
+    """`mfgpde run` in-process on a tiny study: (exit code, stderr lines, warnings, files written)."""
+    argv = ["run", str(RUNS / runfile), "-o", str(tmp_path / "x.h5"), "--set", "output.plots=false"]
+    for item in sets:
+        argv += ["--set", item]
+    err = io.StringIO()
+    with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stderr(err), \
+            contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("always")
+        try:
+            code = cli.main(argv)
+        except SystemExit as e:
+            code = e.code
+    lines = [line for line in err.getvalue().splitlines() if line.strip()]
+    return code, lines, [str(w.message) for w in caught], sorted(p.name for p in tmp_path.iterdir())
+
+
+PDE_1D, PDE_2D = ["grid.n=[12]", "time.nt=4"], ["grid.n=[6, 6]", "time.nt=4"]
+BAD_INPUT = [  # (run file, overrides, the key the one line must name)
+    ("lq_mfg_1d.toml", PDE_1D + ["grid.lower=[0]", "grid.upper=[1e-300]"], "grid.upper"),
+    ("lq_mfg_1d.toml", PDE_1D + ["grid.upper=[1e300]"], "grid.upper"),
+    ("lq_mfg_2d.toml", PDE_2D + ["time.T=1e-300"], "time.T"),
+    ("lq_mfg_1d.toml", PDE_1D + ["model.s0=1e300"], "model.s0"),
+    ("lq_mfg_1d.toml", PDE_1D + ["model.s0=1e-300"], "model.s0"),
+    ("lq_mfg_2d.toml", PDE_2D + ["model.mu0=[1e300, 0.0]"], "model.mu0"),
+    ("congestion_1d.toml", PDE_1D + ["model.sigma=1e200"], "model.sigma"),
+    ("congestion_1d.toml", PDE_1D + ["model.w=1e300"], "model.w"),
+    ("congestion_2d.toml", PDE_2D + ["model.s0=1e-300"], "model.s0"),
+]
+
+
+@pytest.mark.parametrize("runfile, sets, key", BAD_INPUT, ids=lambda v: " ".join(v) if isinstance(v, list) else v)
+def test_bad_input_is_one_line_naming_the_key(runfile, sets, key, tmp_path):
+    code, lines, caught, files = _cli(tmp_path, runfile, *sets)
+    assert (code, len(lines), caught, files) == (2, 1, [], []), (lines, caught)
+    assert lines[0].startswith(f"mfgpde: error: {key}:"), lines

@@ -58,8 +58,10 @@ class NewtonSolver:
         "marching" (the same block Gauss–Seidel, matrix-free: the Jacobian kept as grid
         matrices per level, each u and m block inverted by marching in time with one
         grid-sized solve per level; no space–time matrix, see matrix_free.py).
-        on_state(offset + k, u, m) after every Newton iterate k (for checkpoints)."""
+        on_state(offset + k, u, m) after every Newton iterate k (for checkpoints); `resumed`:
+        the Newton iterations a restarted run has behind it (its iterate 0 is then not reported)."""
         self.problem, self.monitors, self.on_state, self.offset = problem, list(monitors), on_state, 0
+        self.resumed = 0
         grid, model = problem.grid, problem.model
         self.layout = lay = SpaceTimeLayout(problem, model.couples_through_mean)
         self.m0 = problem.initial_density()
@@ -262,10 +264,12 @@ class NewtonSolver:
 
     # -- driving the solve --------------------------------------------------------
     def _monitor(self, snes, its, fnorm):
+        if its == 0 and self.resumed:  # the saved iterate a restart starts from: already in the history
+            return
         grid, lay = self.problem.grid, self.layout
         Fu, Fm, _ = lay.split(snes.getFunction()[0].getArray(readonly=True))
         norm = lambda a: math.sqrt(grid.comm.allreduce(float(np.sum(a * a))))  # noqa: E731
-        info = IterationInfo(its, norm(Fu), norm(Fm), float("nan"), float("nan"),
+        info = IterationInfo(self.resumed + its, norm(Fu), norm(Fm), float("nan"), float("nan"),
                              time.perf_counter() - self._start, bool(np.isfinite(fnorm)),
                              kind="newton", linear_iterations=snes.getLinearSolveIterations())
         for monitor in self.monitors:
