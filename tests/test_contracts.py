@@ -119,6 +119,8 @@ BAD_INPUT = [  # (run file, overrides, the key the one line must name)
     ("congestion_1d.toml", PDE_1D + ["model.sigma=1e200"], "model.sigma"),
     ("congestion_1d.toml", PDE_1D + ["model.w=1e300"], "model.w"),
     ("congestion_2d.toml", PDE_2D + ["model.s0=1e-300"], "model.s0"),
+    ("robust_designer_scalar.toml", PDE_1D + ["model.B=[[1e200]]"], "model.B"),
+    ("robust_designer_scalar.toml", PDE_1D + ["model.B=[[1e100]]", "model.R=1e-100"], "model.B"),
 ]
 
 
@@ -127,3 +129,14 @@ def test_bad_input_is_one_line_naming_the_key(runfile, sets, key, tmp_path):
     code, lines, caught, files = _cli(tmp_path, runfile, *sets)
     assert (code, len(lines), caught, files) == (2, 1, [], []), (lines, caught)
     assert lines[0].startswith(f"mfgpde: error: {key}:"), lines
+
+
+SOLVED = [  # (run file, overrides): extreme but meaningful inputs with a solution
+    ("robust_designer_scalar.toml", PDE_1D + ["model.Q=0", "model.S=0", "model.Gamma=0.5"]),  # M < 0, φ ≡ 0
+]
+
+
+@pytest.mark.parametrize("runfile, sets", SOLVED, ids=lambda v: " ".join(v) if isinstance(v, list) else v)
+def test_extreme_input_with_a_solution_is_solved_quietly(runfile, sets, tmp_path):
+    code, lines, caught, files = _cli(tmp_path, runfile, *sets)
+    assert (code, lines, caught) == (0, [], []) and "x.h5" in files
