@@ -280,8 +280,15 @@ def _validate_leader_follower(data):
     if len(n) != 2 or not all(_is_int(k) and k >= 4 for k in n):
         raise ConfigError(f"grid.n: cells per axis, an integer >= 4 or [n_x0, n_z], got {g['n']!r}")
     g["n"] = n
-    if not _is_number(g["window"]) or not 0 < g["window"] <= 1:
-        raise ConfigError(f"grid.window: the central fraction of each axis, in (0, 1], got {g['window']!r}")
+    for key, cells in zip(("x0", "z"), n):
+        h = (g[key][1] - g[key][0]) / cells
+        if not TINY <= h <= HUGE:  # inf too: a box too large to represent
+            raise ConfigError(f"grid.{key}: cells of width {h:.3g} are too {'small' if h < TINY else 'large'} to "
+                              f"compute with (width in [{TINY:g}, {HUGE:g}])")
+    most = 1 - 1 / min(n)  # the cell centres span this central fraction of an axis
+    if not _is_number(g["window"]) or not 0 < g["window"] <= most:
+        raise ConfigError(f"grid.window: the central fraction of each axis, in (0, 1 - 1/n = {most:.6g}] (where "
+                          f"the cell centres are), got {g['window']!r}")
     for key in ("T", "nt"):
         if cfg["time"][key] is None:
             raise ConfigError(f"time.{key}: missing")

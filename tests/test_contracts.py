@@ -109,6 +109,7 @@ def _cli(tmp_path, runfile, *sets):
 
 
 PDE_1D, PDE_2D = ["grid.n=[12]", "time.nt=4"], ["grid.n=[6, 6]", "time.nt=4"]
+LF = ["grid.n=8", "time.nt=8"]
 BAD_INPUT = [  # (run file, overrides, the key the one line must name)
     ("lq_mfg_1d.toml", PDE_1D + ["grid.lower=[0]", "grid.upper=[1e-300]"], "grid.upper"),
     ("lq_mfg_1d.toml", PDE_1D + ["grid.upper=[1e300]"], "grid.upper"),
@@ -121,6 +122,13 @@ BAD_INPUT = [  # (run file, overrides, the key the one line must name)
     ("congestion_2d.toml", PDE_2D + ["model.s0=1e-300"], "model.s0"),
     ("robust_designer_scalar.toml", PDE_1D + ["model.B=[[1e200]]"], "model.B"),
     ("robust_designer_scalar.toml", PDE_1D + ["model.B=[[1e100]]", "model.R=1e-100"], "model.B"),
+    ("stackelberg_lq.toml", LF + ["grid.window=0.95"], "grid.window"),  # above 1 - 1/n: no cell centre there
+    ("stackelberg_lq.toml", LF + ["grid.x0=[-1e308, 1e308]"], "grid.x0"),
+    ("stackelberg_saturated.toml", LF + ["grid.z=[0.0, 1e-300]"], "grid.z"),
+    ("stackelberg_lq.toml", LF + ["time.T=1e300"], "time.T"),
+    ("stackelberg_lq.toml", LF + ["model.R0=1e-300"], "model.R0"),
+    ("stackelberg_lq.toml", LF + ["model.Gamma1=1e300"], "model.Gamma1"),
+    ("stackelberg_saturated.toml", LF + ["model.sigma0=1e300"], "model.sigma0"),
 ]
 
 
@@ -133,6 +141,9 @@ def test_bad_input_is_one_line_naming_the_key(runfile, sets, key, tmp_path):
 
 SOLVED = [  # (run file, overrides): extreme but meaningful inputs with a solution
     ("robust_designer_scalar.toml", PDE_1D + ["model.Q=0", "model.S=0", "model.Gamma=0.5"]),  # M < 0, φ ≡ 0
+    ("stackelberg_lq.toml", LF + ["model.B=0.0"]),  # the followers' control moves nothing
+    ("stackelberg_saturated.toml", LF + ["model.B=0.0"]),
+    ("stackelberg_lq.toml", LF + ["model.B0=0.0"]),  # a leader with no effect
 ]
 
 
