@@ -109,7 +109,7 @@ def _cli(tmp_path, runfile, *sets):
 
 
 PDE_1D, PDE_2D = ["grid.n=[12]", "time.nt=4"], ["grid.n=[6, 6]", "time.nt=4"]
-LF = ["grid.n=8", "time.nt=8"]
+LF, DISCRETE = ["grid.n=8", "time.nt=8"], ["grid.n=6", "solver.leader_points=5"]
 BAD_INPUT = [  # (run file, overrides, the key the one line must name)
     ("lq_mfg_1d.toml", PDE_1D + ["grid.lower=[0]", "grid.upper=[1e-300]"], "grid.upper"),
     ("lq_mfg_1d.toml", PDE_1D + ["grid.upper=[1e300]"], "grid.upper"),
@@ -129,6 +129,11 @@ BAD_INPUT = [  # (run file, overrides, the key the one line must name)
     ("stackelberg_lq.toml", LF + ["model.R0=1e-300"], "model.R0"),
     ("stackelberg_lq.toml", LF + ["model.Gamma1=1e300"], "model.Gamma1"),
     ("stackelberg_saturated.toml", LF + ["model.sigma0=1e300"], "model.sigma0"),
+    ("infection_vaccination.toml", DISCRETE + ["model.k=1e308"], "model.k"),  # a huge payoff
+    ("infection_vaccination.toml", DISCRETE + ["model.lam=1e300"], "model.lam"),
+    ("infection_vaccination.toml", DISCRETE + ["model.price=[0.0, 1e308]"], "model.price"),
+    ("technology_adoption.toml", DISCRETE + ["model.price=[-1e308, 1e308]"], "model.price"),
+    ("technology_adoption.toml", DISCRETE + ["model.competitor_price=1e308"], "model.competitor_price"),
 ]
 
 
