@@ -109,6 +109,7 @@ def _cli(tmp_path, runfile, *sets):
 
 
 PDE_1D, PDE_2D = ["grid.n=[12]", "time.nt=4"], ["grid.n=[6, 6]", "time.nt=4"]
+PDE_3D = ["grid.n=[4, 4, 4]", "time.nt=4"]
 LF, DISCRETE = ["grid.n=8", "time.nt=8"], ["grid.n=6", "solver.leader_points=5"]
 BAD_INPUT = [  # (run file, overrides, the key the one line must name)
     ("lq_mfg_1d.toml", PDE_1D + ["grid.lower=[0]", "grid.upper=[1e-300]"], "grid.upper"),
@@ -121,6 +122,8 @@ BAD_INPUT = [  # (run file, overrides, the key the one line must name)
     ("congestion_1d.toml", PDE_1D + ["model.w=1e300"], "model.w"),
     ("congestion_2d.toml", PDE_2D + ["model.s0=1e-300"], "model.s0"),
     ("robust_designer_scalar.toml", PDE_1D + ["model.B=[[1e200]]"], "model.B"),
+    ("robust_designer_scalar.toml", PDE_1D + ["model.mu0=1e300"], "model.mu0"),
+    ("robust_designer_tu2.toml", PDE_3D + ["model.Gamma=inf"], "model.Gamma"),
     ("robust_designer_scalar.toml", PDE_1D + ["model.B=[[1e100]]", "model.R=1e-100"], "model.B"),
     ("stackelberg_lq.toml", LF + ["grid.window=0.95"], "grid.window"),  # above 1 - 1/n: no cell centre there
     ("stackelberg_lq.toml", LF + ["grid.x0=[-1e308, 1e308]"], "grid.x0"),
@@ -141,7 +144,7 @@ BAD_INPUT = [  # (run file, overrides, the key the one line must name)
 
 def _ids(cases):
     """run-file stem and the overrides beyond the tiny-study ones, e.g. lq_mfg_1d:model.s0=1e300."""
-    base = set(PDE_1D + PDE_2D + LF + DISCRETE)
+    base = set(PDE_1D + PDE_2D + PDE_3D + LF + DISCRETE)
     return [f"{c[0][:-5]}:{' '.join(x for x in c[1] if x not in base)}" for c in cases]
 
 

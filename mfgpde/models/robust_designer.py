@@ -46,7 +46,8 @@ class RobustDesigner(MFGModel):
     def _matrix(self, key, size, definite):
         value = self.params[key]
         try:
-            A = np.array(value, dtype=float) * (np.eye(size) if np.ndim(value) == 0 else 1.0)
+            with np.errstate(invalid="ignore"):  # inf · 0 off the diagonal: refused below
+                A = np.array(value, dtype=float) * (np.eye(size) if np.ndim(value) == 0 else 1.0)
         except (TypeError, ValueError):
             raise ModelError(f"model.{key}: must be a number or a {size}x{size} matrix, got {value!r}") from None
         if A.shape != (size, size) or not np.all(np.abs(A) <= HUGE):
@@ -124,9 +125,10 @@ class RobustDesigner(MFGModel):
         out = []
         for row in rows:
             entry = row if isinstance(row, list) else [row] * q
-            if len(entry) != q or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+            if len(entry) != q or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not abs(v) <= HUGE
                                       for v in entry):
-                raise ModelError(f"model.mu0: {q} finite numbers per population, got {row!r}")
+                raise ModelError(f"model.mu0: {q} finite numbers (magnitude at most {HUGE:g}) per population, "
+                                 f"got {row!r}")
             out.append(entry)
         return np.array(out, dtype=float)
 
