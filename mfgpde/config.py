@@ -30,6 +30,7 @@ CHECKPOINTS = {k: DEFAULTS["output"][k] for k in ("checkpoint_file", "checkpoint
 REQUIRED = {"model": ["name"], "grid": ["lower", "upper", "n"], "time": ["T", "nt"]}
 OPEN_SECTIONS = ("model", "petsc")  # keys checked elsewhere (the model) or free (PETSc options)
 COUPLINGS = ("picard", "newton")
+TINY, HUGE = 1e-150, 1e150  # widths, steps and parameters whose squares (and their inverses) stay finite
 NEWTON_LINEAR = ("auto", "direct", "fieldsplit", "marching")
 
 
@@ -147,6 +148,10 @@ def _check_grid(g):
             raise ConfigError(f"grid.upper: must exceed grid.lower on axis {d}, got {a!r} .. {b!r}")
         if not math.isfinite(b - a):
             raise ConfigError(f"grid.upper: the box is too large to represent on axis {d}")
+        h = (b - a) / g["n"][d]
+        if not TINY <= h <= HUGE:
+            raise ConfigError(f"grid.upper: cells of width {h:.3g} on axis {d} are too {'small' if h < TINY else 'large'}"
+                              f" to compute with (1/h² must be finite; width in [{TINY:g}, {HUGE:g}])")
     bnd = g["boundary"] if isinstance(g["boundary"], list) else [g["boundary"]] * dim
     if len(bnd) != dim or not all(b in BOUNDARIES for b in bnd):
         raise ConfigError(f"grid.boundary: one of {', '.join(BOUNDARIES)} (or one per axis), got {g['boundary']!r}")
@@ -166,6 +171,10 @@ def _check_time(t):
         raise ConfigError(f"time.T: the horizon must be a positive number, got {t['T']!r}")
     if not _is_int(t["nt"]) or t["nt"] < 1:
         raise ConfigError(f"time.nt: the number of time steps must be a positive integer, got {t['nt']!r}")
+    dt = t["T"] / t["nt"]
+    if not TINY <= dt <= HUGE:
+        raise ConfigError(f"time.T: time steps T/nt = {dt:.3g} are too {'small' if dt < TINY else 'large'} to compute "
+                          f"with (in [{TINY:g}, {HUGE:g}])")
 
 
 def _check_solver(s):
@@ -279,8 +288,15 @@ def _validate_leader_follower(data):
     if len(n) != 2 or not all(_is_int(k) and k >= 4 for k in n):
         raise ConfigError(f"grid.n: cells per axis, an integer >= 4 or [n_x0, n_z], got {g['n']!r}")
     g["n"] = n
-    if not _is_number(g["window"]) or not 0 < g["window"] <= 1:
-        raise ConfigError(f"grid.window: the central fraction of each axis, in (0, 1], got {g['window']!r}")
+    for key, cells in zip(("x0", "z"), n):
+        h = (g[key][1] - g[key][0]) / cells
+        if not TINY <= h <= HUGE:  # inf too: a box too large to represent
+            raise ConfigError(f"grid.{key}: cells of width {h:.3g} are too {'small' if h < TINY else 'large'} to "
+                              f"compute with (width in [{TINY:g}, {HUGE:g}])")
+    most = 1 - 1 / min(n)  # the cell centres span this central fraction of an axis
+    if not _is_number(g["window"]) or not 0 < g["window"] <= most:
+        raise ConfigError(f"grid.window: the central fraction of each axis, in (0, 1 - 1/n = {most:.6g}] (where "
+                          f"the cell centres are), got {g['window']!r}")
     for key in ("T", "nt"):
         if cfg["time"][key] is None:
             raise ConfigError(f"time.{key}: missing")

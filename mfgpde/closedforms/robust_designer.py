@@ -60,6 +60,13 @@ def neighbour_weights(neighbours):
     return W
 
 
+def _blow_up(a, q, s):
+    """Blow-up time of the scalar backward Riccati equation φ' = aφ² + q, φ(0) = s (inf if none)."""
+    if q > 0:
+        return (math.pi / 2 - math.atan(s * math.sqrt(a / q))) / math.sqrt(q * a)
+    return 1.0 / (a * s) if s > 0 else math.inf
+
+
 def conjugate_time(M, Q, S):
     """First τ > 0 at which the backward Riccati solution φ(T − τ) blows up (inf if never)."""
     lam = np.linalg.eigvalsh(M)
@@ -69,10 +76,14 @@ def conjugate_time(M, Q, S):
     K = np.block([[np.zeros((q, q)), M], [Q, np.zeros((q, q))]])
     start = np.vstack([np.eye(q), S])
     det = lambda tau: np.linalg.det((expm(tau * K) @ start)[:q])  # noqa: E731
-    # scale: the blow-up time of the scalar equation along the most negative direction
-    e = np.linalg.eigh(M)[1][:, 0]
-    qe, se, a = float(e @ Q @ e), float(e @ S @ e), -lam[0]
-    scale = 1.0 / (a * se) if qe <= 0 else (math.pi / 2 - math.atan(se * math.sqrt(a / qe))) / math.sqrt(qe * a)
+    # scale: the blow-up time of the scalar equation along the most negative direction, else
+    # (none along it alone) with the sizes of Q and S; Q = S = 0 keeps φ ≡ 0
+    e, a = np.linalg.eigh(M)[1][:, 0], float(-lam[0])
+    scale = _blow_up(a, float(e @ Q @ e), float(e @ S @ e))
+    if math.isinf(scale):
+        scale = _blow_up(a, float(np.linalg.norm(Q, 2)), float(np.linalg.norm(S, 2)))
+    if math.isinf(scale):
+        return math.inf
     grid = np.linspace(0.0, 8 * scale, 8001)
     values = np.array([det(tau) for tau in grid])
     sign = np.nonzero(np.sign(values[1:]) != np.sign(values[:-1]))[0]

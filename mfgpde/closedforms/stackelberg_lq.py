@@ -88,8 +88,9 @@ class StackelbergLQ:
         def blow_up(t, y):
             return BLOW_UP - np.max(np.abs(y))
         blow_up.terminal = True
-        sol = solve_ivp(self.rhs, (self.T, 0.0), np.zeros(len(COEFFS)), method="DOP853",
-                        rtol=1e-10, atol=1e-12, dense_output=True, events=blow_up)
+        with np.errstate(all="ignore"):  # overflowing trial steps: a blow-up, reported below
+            sol = solve_ivp(self.rhs, (self.T, 0.0), np.zeros(len(COEFFS)), method="DOP853",
+                            rtol=1e-10, atol=1e-12, dense_output=True, events=blow_up)
         if sol.status != 0:
             raise ValueError(f"Riccati solution blows up near t = {sol.t[-1]:.6g} "
                              f"(|P| > {BLOW_UP:g} or step failure; horizon T = {self.T:g})")

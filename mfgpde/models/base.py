@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..config import HUGE, TINY
+
 _REGISTRY = {}
 
 
@@ -68,6 +70,9 @@ class MFGModel:
             raise ModelError(f"model.{key}: must be a finite number, got {value!r}")
         if minimum is not None and (value < minimum or (strict and value == minimum)):
             raise ModelError(f"model.{key}: must be {'>' if strict else '>='} {minimum}, got {value!r}")
+        if abs(value) > HUGE or (strict and minimum == 0 and value < TINY):
+            raise ModelError(f"model.{key}: too {'large' if abs(value) > HUGE else 'small'} to compute with "
+                             f"(magnitude in [{TINY:g}, {HUGE:g}]), got {value!r}")
         return float(value)
 
     def _per_axis(self, key):
@@ -78,6 +83,8 @@ class MFGModel:
         for v in values:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
                 raise ModelError(f"model.{key}: must be finite numbers, got {value!r}")
+            if abs(v) > HUGE:
+                raise ModelError(f"model.{key}: too large to compute with (magnitude at most {HUGE:g}), got {value!r}")
         return np.array(values, dtype=float)
 
     @property

@@ -40,7 +40,7 @@ class Congestion(MFGModel):
         self.w = self._number("w", 0, strict=True)
         self.s_T = self._number("s_T", 0)
         self.target = self._per_axis("target")
-        self.sigma = self._number("sigma", 0)
+        self.sigma = self._sigma()
         self.rho = self._number("rho", 0)
         self.s0 = self._number("s0", 0, strict=True)
         self.mu0 = self._per_axis("mu0")

@@ -10,6 +10,7 @@ a batch of population states z (rows).
 """
 import numpy as np
 
+from ..config import HUGE
 from .base import MFGModel, ModelError
 
 _REGISTRY = {}
@@ -50,9 +51,10 @@ class StackelbergModel(MFGModel):
     def _interval(self, key):
         value = self.params[key]
         if (not isinstance(value, list) or len(value) != 2
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in value)
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) <= HUGE for v in value)
                 or not value[0] < value[1]):
-            raise ModelError(f"model.{key}: an interval [low, high] with low < high, got {value!r}")
+            raise ModelError(f"model.{key}: an interval [low, high] with low < high (magnitudes at most {HUGE:g}), "
+                             f"got {value!r}")
         return float(value[0]), float(value[1])
 
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..closedforms.robust_designer import (GridClosedForm, RobustDesignerClosedForm, coalition_matrix,
                                            conjugate_time, neighbour_weights)
+from ..config import HUGE
 from .base import MFGModel, ModelError, register
 
 GRAPHS = ("none", "chain", "ring", "complete")
@@ -45,11 +46,13 @@ class RobustDesigner(MFGModel):
     def _matrix(self, key, size, definite):
         value = self.params[key]
         try:
-            A = np.array(value, dtype=float) * (np.eye(size) if np.ndim(value) == 0 else 1.0)
+            with np.errstate(invalid="ignore"):  # inf · 0 off the diagonal: refused below
+                A = np.array(value, dtype=float) * (np.eye(size) if np.ndim(value) == 0 else 1.0)
         except (TypeError, ValueError):
             raise ModelError(f"model.{key}: must be a number or a {size}x{size} matrix, got {value!r}") from None
-        if A.shape != (size, size) or not np.all(np.isfinite(A)):
-            raise ModelError(f"model.{key}: must be a finite number or a {size}x{size} matrix, got {value!r}")
+        if A.shape != (size, size) or not np.all(np.abs(A) <= HUGE):
+            raise ModelError(f"model.{key}: must be a finite number or a {size}x{size} matrix (entries at most "
+                             f"{HUGE:g} in magnitude), got {value!r}")
         if not np.allclose(A, A.T, rtol=0, atol=1e-12 * max(1.0, np.abs(A).max())):
             raise ModelError(f"model.{key}: must be symmetric")
         low = np.linalg.eigvalsh(A)[0]
@@ -77,8 +80,9 @@ class RobustDesigner(MFGModel):
             B = np.array(self.B, dtype=float)
         except (TypeError, ValueError):
             raise ModelError(f"model.B: must be a {q}xn matrix of numbers") from None
-        if B.ndim != 2 or B.shape[0] != q or B.shape[1] < 1 or not np.all(np.isfinite(B)):
-            raise ModelError(f"model.B: must be a {q}xn matrix (one row per grid axis), got {self.B!r}")
+        if B.ndim != 2 or B.shape[0] != q or B.shape[1] < 1 or not np.all(np.abs(B) <= HUGE):
+            raise ModelError(f"model.B: must be a {q}xn matrix (one row per grid axis, entries at most "
+                             f"{HUGE:g} in magnitude), got {self.B!r}")
         return B
 
     def _graph(self):
@@ -121,9 +125,10 @@ class RobustDesigner(MFGModel):
         out = []
         for row in rows:
             entry = row if isinstance(row, list) else [row] * q
-            if len(entry) != q or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+            if len(entry) != q or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not abs(v) <= HUGE
                                       for v in entry):
-                raise ModelError(f"model.mu0: {q} finite numbers per population, got {row!r}")
+                raise ModelError(f"model.mu0: {q} finite numbers (magnitude at most {HUGE:g}) per population, "
+                                 f"got {row!r}")
             out.append(entry)
         return np.array(out, dtype=float)
 
@@ -146,7 +151,10 @@ class RobustDesigner(MFGModel):
             raise ModelError("model.tracking: \"internal\" is for one population (the graph sets what each tracks)")
         self.means0 = self._means0()
         self.W = neighbour_weights(self.neighbours)
-        self.M = self.B_matrix @ np.linalg.solve(self.R_matrix, self.B_matrix.T) - np.linalg.inv(self.Gamma_matrix)
+        with np.errstate(all="ignore"):
+            self.M = self.B_matrix @ np.linalg.solve(self.R_matrix, self.B_matrix.T) - np.linalg.inv(self.Gamma_matrix)
+        if not np.all(np.abs(self.M) <= HUGE):
+            raise ModelError("model.B: M = BR^-1B^T - Gamma^-1 is too large to compute with (B, R, Gamma)")
         self.lam, V = np.linalg.eigh(0.5 * (self.M + self.M.T))
         V = V * np.sign(V[np.argmax(np.abs(V), axis=0), range(q)])  # largest entry of each direction > 0
         self.V = V

@@ -55,11 +55,12 @@ class ControlledHJB:
         with np.errstate(divide="ignore", invalid="ignore"):
             kinks = [(d, np.where(cd != 0, -ad / cd, np.inf)) for d, (ad, cd) in enumerate(zip(a, c)) if np.any(cd != 0)]
         low, high = self._inwards(kinks, c, drift.low, drift.high)
-        edges = [low] + list(np.sort(np.clip([k for _, k in kinks], low, high), axis=0)) + [high]
+        edges = [low] + [np.clip(k, low, high) for k in np.sort([k for _, k in kinks], axis=0)] + [high]
         best_u, best_q = np.zeros(shape), np.full(shape, np.inf)
         for lo, hi in zip(edges[:-1], edges[1:]):
-            inside = np.where(np.isfinite(lo) & np.isfinite(hi), 0.5 * (lo + hi),
-                              np.where(np.isfinite(lo), lo + 1.0, np.where(np.isfinite(hi), hi - 1.0, 0.0)))
+            with np.errstate(invalid="ignore"):  # (−inf + inf)/2 where an end is open: not used
+                inside = np.where(np.isfinite(lo) & np.isfinite(hi), 0.5 * (lo + hi),
+                                  np.where(np.isfinite(lo), lo + 1.0, np.where(np.isfinite(hi), hi - 1.0, 0.0)))
             sides = [np.where(ad + cd * inside > 0, pp, pm) for ad, cd, (pm, pp) in zip(a, c, grads)]
             s = sum(cd * p for cd, p in zip(c, sides))
             u = np.clip(drift.argmin(s), lo, hi)

@@ -48,6 +48,14 @@ class NewtonCoupling:
         self.newton = NewtonSolver(problem, tol=tol, max_iterations=max_iterations, monitors=monitors,
                                    linear=linear, on_state=on_state)
 
+    @staticmethod
+    def _resumed(state):
+        """The Newton iterations behind a restart state: its iteration less the Picard rows
+        of its history (Picard states have none)."""
+        if state is None:
+            return 0
+        return state["iteration"] - int(np.sum(np.asarray(state["history"].get("newton", [])) == 0))
+
     def solve(self, state=None):
         """Newton after the Picard hand-over, or resumed from a saved state: a Picard one
         finishes the hand-over, a Newton one (iteration beyond picard_iterations) goes on
@@ -55,13 +63,17 @@ class NewtonCoupling:
         pb, grid = self.problem, self.problem.grid
         start = time.perf_counter()
         warm = self.picard.solve(state)  # a Newton state comes back unchanged
-        self.newton.offset = warm.iterations
+        resumed = self._resumed(state)
+        self.newton.offset, self.newton.resumed = warm.iterations, resumed
+        if resumed:  # newton_max_iterations counts the iterations before the restart too
+            max_it = self.newton.snes.getTolerances()[3]
+            self.newton.snes.setTolerances(max_it=max(max_it - resumed, 0))
         try:
             u, m_newton, converged, its, reason = self.newton.solve(warm.u, warm.m)
         except StopRequested as stop:
             stop.state = stop.state or self.picard.last  # no Newton step done: the hand-over's state
             raise
-        its += warm.iterations - min(warm.iterations, self.picard.max_iterations)
+        its += resumed
         m = np.empty_like(m_newton)
         m[0] = m_newton[0]
         try:
@@ -72,7 +84,7 @@ class NewtonCoupling:
         drift = float(np.max(np.abs(grid.integrate(m) - grid.integrate(m[0]))))
         if converged and drift > self.mass_tol:
             raise SolverError(f"mass drifted by {drift:.2e} after Newton")
-        picard_its = min(warm.iterations, self.picard.max_iterations)
+        picard_its = warm.iterations - resumed
         status = (f"converged in {its} Newton iterations after {picard_its} Picard" if converged else
                   f"not converged: Newton stopped after {its} iterations (SNES reason {reason})")
         fp = self.picard.fp  # the final sweep's solves count too

@@ -15,6 +15,7 @@ import time
 import weakref
 
 import numpy as np
+from mpi4py import MPI
 from petsc4py import PETSc
 
 from ..models import Density
@@ -58,8 +59,10 @@ class NewtonSolver:
         "marching" (the same block Gauss–Seidel, matrix-free: the Jacobian kept as grid
         matrices per level, each u and m block inverted by marching in time with one
         grid-sized solve per level; no space–time matrix, see matrix_free.py).
-        on_state(offset + k, u, m) after every Newton iterate k (for checkpoints)."""
+        on_state(offset + k, u, m) after every Newton iterate k (for checkpoints); `resumed`:
+        the Newton iterations a restarted run has behind it (its iterate 0 is then not reported)."""
         self.problem, self.monitors, self.on_state, self.offset = problem, list(monitors), on_state, 0
+        self.resumed = 0
         grid, model = problem.grid, problem.model
         self.layout = lay = SpaceTimeLayout(problem, model.couples_through_mean)
         self.m0 = problem.initial_density()
@@ -172,6 +175,19 @@ class NewtonSolver:
             mean = [grid.moments(m[n])[1] for n in range(1, pb.nt + 1)]
             if Fmean is not None:
                 Fmean[:] = self.mean_weight * (np.array([dn.mean for dn in dens[1:]]) - np.array(mean))
+        self._check_finite(snes, Fu, Fm)
+
+    def _check_finite(self, snes, Fu, Fm):
+        """SolverError naming the first level and field where the residual is NaN or Inf
+        (collective: SNES would stop with reason -4 and keep the non-finite iterate)."""
+        pb = self.problem
+        bad = ~np.stack([np.isfinite(F).reshape(pb.nt, -1).all(axis=1) for F in (Fu, Fm)], axis=1).ravel()
+        first = pb.grid.comm.allreduce(int(np.argmax(bad)) if bad.any() else bad.size, op=MPI.MIN)
+        if first < bad.size:
+            n, fp = divmod(first, 2)
+            field = "Fokker-Planck residual (m)" if fp else "HJB residual (u)"
+            raise SolverError(f"Newton after {snes.getIterationNumber()} iterations: the {field} is not finite (NaN or Inf) "
+                              f"at time level {n + fp} (t = {pb.t[n + fp]:.6g})")
 
     def _linearised_levels(self, u, m, dens):
         """Per level n, the pieces of the rows HJB_n and FP_n (all weighted by w): stencil
@@ -251,10 +267,12 @@ class NewtonSolver:
 
     # -- driving the solve --------------------------------------------------------
     def _monitor(self, snes, its, fnorm):
+        if its == 0 and self.resumed:  # the saved iterate a restart starts from: already in the history
+            return
         grid, lay = self.problem.grid, self.layout
         Fu, Fm, _ = lay.split(snes.getFunction()[0].getArray(readonly=True))
         norm = lambda a: math.sqrt(grid.comm.allreduce(float(np.sum(a * a))))  # noqa: E731
-        info = IterationInfo(its, norm(Fu), norm(Fm), float("nan"), float("nan"),
+        info = IterationInfo(self.resumed + its, norm(Fu), norm(Fm), float("nan"), float("nan"),
                              time.perf_counter() - self._start, bool(np.isfinite(fnorm)),
                              kind="newton", linear_iterations=snes.getLinearSolveIterations())
         for monitor in self.monitors:
