@@ -8,7 +8,9 @@
                  [--baseline-iterations K]
 
 Bad input: one line naming the problem on stderr, exit status 2.  An unconverged
-solve exits with status 3, a run stopped by SIGTERM (after writing a checkpoint) with 143.
+solve exits with status 3, and so does a run that ran out of memory after its estimate had
+fitted (one line, nothing written; under mpirun the job is aborted with status 3); a run
+stopped by SIGTERM (after writing a checkpoint) with 143.
 Identical usage under `mpirun -n P`.
 """
 import argparse
@@ -160,6 +162,8 @@ def _run(args):
         _fail(f"solve failed: {e}; no solution written", EXIT_NOT_CONVERGED)
     except OutputError as e:
         _fail(str(e), EXIT_NOT_CONVERGED)
+    except MemoryError as e:
+        _out_of_memory(e)
     except PETSc.Error as e:  # raised inside a solve: options PETSc accepted alone but not together
         reason = str(e).strip().splitlines()[-1].split("] ", 1)[-1]  # PETSc's own last line
         if e.ierr in PETSC_OPTION_ERRORS:
@@ -176,6 +180,20 @@ def _run(args):
             for png in plot_result(written, times=cfg["output"].get("plot_times")):
                 print(f"mfgpde: wrote {png}")
     return 0
+
+
+def _out_of_memory(error):
+    """One line and status 3 on the rank that failed; under mpirun the other ranks would wait
+    for it in a collective call, so the job is aborted with that status."""
+    from mpi4py import MPI
+    from . import memory
+    size = f" ({error})" if str(error) else ""
+    message = (f"mfgpde: error: out of memory during the run{size}, beyond the estimate checked against "
+               f"the {memory.gib(memory.limit()[0])} limit ({memory.limit()[1]}); no solution written")
+    if MPI.COMM_WORLD.Get_size() > 1:
+        print(message, file=sys.stderr, flush=True)
+        MPI.COMM_WORLD.Abort(EXIT_NOT_CONVERGED)
+    _fail(message.split("error: ", 1)[1], EXIT_NOT_CONVERGED)
 
 
 def _open_checked(path):
