@@ -8,13 +8,16 @@
     mfgpde bench [--sizes small large] [--ranks 1 2] [--case NAME ...] [--repeat K] [--json FILE]
                  [--baseline-iterations K]
 
-Bad input (also paths that would destroy a file given, or cannot be written): one line
-naming the problem on stderr, exit status 2, nothing written.  An unconverged solve exits
-with status 3, an output, checkpoint or plot that cannot be written (a full disk, an I/O
-error) with 4 (one line naming the file and the cause; previous files intact).  A run
-stopped by SIGTERM, SIGINT or SIGUSR1 saves its last completed iterate and exits with
-128 + the signal number (143, 130, 138); one stopped by its wall-time budget (--max-time,
-[output] max_wall_time) the same way with 124.  Identical usage under `mpirun -n P`.
+Bad input (also paths that would destroy a file given, or cannot be written, and runs
+whose memory estimate exceeds the limit): one line naming the problem on stderr, exit
+status 2, nothing written.  An unconverged solve exits with status 3, and so does a run
+that ran out of memory after its estimate had fitted (one line, nothing written; under
+mpirun the job is aborted with 3); an output, checkpoint or plot that cannot be written
+(a full disk, an I/O error) with 4 (one line naming the file and the cause; previous
+files intact).  A run stopped by SIGTERM, SIGINT or SIGUSR1 saves its last completed
+iterate and exits with 128 + the signal number (143, 130, 138); one stopped by its
+wall-time budget (--max-time, [output] max_wall_time) the same way with 124.  Identical
+usage under `mpirun -n P`.
 """
 import argparse
 import errno
@@ -200,6 +203,8 @@ def _run(args):
         _fail(f"solve failed: {e}; no solution written", EXIT_NOT_CONVERGED)
     except OutputError as e:
         _fail(str(e), EXIT_WRITE_FAILED)
+    except MemoryError as e:
+        _out_of_memory(e)
     except PETSc.Error as e:  # raised inside a solve: options PETSc accepted alone but not together
         reason = str(e).strip().splitlines()[-1].split("] ", 1)[-1]  # PETSc's own last line
         if e.ierr in PETSC_OPTION_ERRORS:
@@ -223,6 +228,20 @@ def _run(args):
             except OutputError as e:
                 _fail(f"{e}; the result {written} is written and kept", EXIT_WRITE_FAILED)
     return 0
+
+
+def _out_of_memory(error):
+    """One line and status 3 on the rank that failed; under mpirun the other ranks would wait
+    for it in a collective call, so the job is aborted with that status."""
+    from mpi4py import MPI
+    from . import memory
+    size = f" ({error})" if str(error) else ""
+    message = (f"mfgpde: error: out of memory during the run{size}, beyond the estimate checked against "
+               f"the {memory.gib(memory.limit()[0])} limit ({memory.limit()[1]}); no solution written")
+    if MPI.COMM_WORLD.Get_size() > 1:
+        print(message, file=sys.stderr, flush=True)
+        MPI.COMM_WORLD.Abort(EXIT_NOT_CONVERGED)
+    _fail(message.split("error: ", 1)[1], EXIT_NOT_CONVERGED)
 
 
 def _open_checked(path):

@@ -16,7 +16,7 @@ from mpi4py import MPI
 from petsc4py import PETSc
 from scipy.interpolate import RegularGridInterpolator
 
-from . import __version__
+from . import __version__, memory
 from .closedforms.stackelberg_lq import COEFFS, GAINS
 from .config import ConfigError
 from .grids import Grid
@@ -41,6 +41,7 @@ def build(cfg, comm=None, verbose=False):
     except ModelError as e:
         raise ConfigError(str(e)) from None
     (a, b), (c, d), (n0, nz) = g["x0"], g["z"], g["n"]
+    _check_memory(cfg, comm)
     try:
         leader = Grid([a, c], [b, d], [n0, nz], names=("x0", "z"), comm=comm)
         follower = Grid([a, c, c], [b, d, d], [n0, nz, nz], names=("x0", "x1", "z"), comm=comm)
@@ -52,6 +53,15 @@ def build(cfg, comm=None, verbose=False):
     solver = LeaderFollowerSolver(model, leader, follower, T, cfg["time"]["nt"], coupling=s["coupling"],
                                   tol=s["tolerance"], max_iterations=s["max_iterations"], progress=progress)
     return model, solver, reference
+
+
+def _check_memory(cfg, comm):
+    """Refuse grids whose follower paths cannot fit, before allocating them."""
+    pcomm = comm or PETSc.COMM_WORLD
+    (n0, nz), nt = cfg["grid"]["n"], cfg["time"]["nt"]
+    need = memory.leader_follower(n0, nz, nt, pcomm.getSize(), pcomm.getRank(), cfg["output"]["plots"])
+    key = "time.nt" if memory.fits(memory.leader_follower(n0, nz, 1, 1, 0)) else "grid.n"
+    memory.check(need, f"{nt} steps on the follower's [{n0}, {nz}, {nz}] cells", key, pcomm.tompi4py())
 
 
 def _progress(nt):

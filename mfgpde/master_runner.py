@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 from mpi4py import MPI
 
-from . import __version__
-from .config import ConfigError
+from . import __version__, memory
+from .config import DISCRETE_DEFAULTS, ConfigError
 from .grids import SimplexGrid
 from .io import on_root, write_result
 from .models import ModelError
@@ -34,6 +34,7 @@ def build(cfg):
     z1 = cfg["time"]["z1"]
     if len(z1) != len(model.states):
         raise ConfigError(f"time.z1: one share per follower state {model.states}, got {z1!r}")
+    _check_memory(cfg, model)
     grid = SimplexGrid(len(model.states), cfg["grid"]["n"])
     s = cfg["solver"]
     try:
@@ -41,6 +42,22 @@ def build(cfg):
     except ValueError as e:
         raise ConfigError(str(e)) from None
     return model, grid, solver
+
+
+def _check_memory(cfg, model):
+    """Refuse a lattice whose stage evaluations cannot fit, before building it."""
+    S, A, n, s = len(model.states), len(model.actions), cfg["grid"]["n"], cfg["solver"]
+    points = (n + 1) if S == 2 else (n + 1) * (n + 2) // 2
+    actions = model.leader_actions()
+    trials = s["leader_points"] if isinstance(actions, tuple) else len(actions)
+    T = cfg["time"]["T"]
+    levels = 1 if T == "infinite" else T
+    comm = MPI.COMM_WORLD
+    need = memory.master(points, S, A, trials, levels, comm.Get_size(), cfg["output"]["plots"])
+    default = DISCRETE_DEFAULTS["solver"]["leader_points"]
+    key = "solver.leader_points" if memory.fits(memory.master(points, S, A, min(trials, default), levels, 1)) \
+        else "grid.n"
+    memory.check(need, f"{points} simplex points with {trials} leader actions", key, comm)
 
 
 def run_master(cfg, out, verbose=True):

@@ -8,12 +8,12 @@ import numpy as np
 from mpi4py import MPI
 from petsc4py import PETSc
 
-from . import __version__
+from . import __version__, memory
 from .config import ConfigError
 from .grids import Grid
 from .io import OutputError, on_root, remove_stale_temporaries, temporary_path, write_result
 from .io.xdmf import mesh_points, xdmf_path, xdmf_text
-from .models import ModelError, create_model
+from .models import MFGModel, ModelError, create_model
 from .restart import Checkpointer, Interrupted, checkpoint_path, load_state
 from .stop import StopRequested, poll, watch
 from .solvers import (HistoryMonitor, MassMonitor, MFGProblem, NewtonCoupling, PicardSolver,
@@ -39,17 +39,18 @@ def build_problem(cfg, comm=None):
     """Grid, model and problem from the configuration; bad values raise ConfigError."""
     params = {k: v for k, v in cfg["model"].items() if k != "name"}
     g = cfg["grid"]
+    _check_memory(cfg, comm, _populations(params))  # before the model: its populations' weights
     try:
         model = create_model(cfg["model"]["name"], len(g["n"]), **params)
         model.set_horizon(cfg["time"]["T"])
     except ModelError as e:
         raise ConfigError(str(e)) from None
+    _check_memory(cfg, comm, model.populations, model)
     try:
         grid = Grid(g["lower"], g["upper"], g["n"], boundary=g["boundary"], names=g["axes"], comm=comm)
     except PETSc.Error:
         size = (comm or PETSc.COMM_WORLD).getSize()
         raise ConfigError(f"grid.n: {g['n']} cells cannot be split over {size} MPI ranks") from None
-    _check_memory(grid, cfg["time"]["nt"])
     problem = MFGProblem(grid, model, cfg["time"]["T"], cfg["time"]["nt"])
     try:
         problem.initial_density()
@@ -58,13 +59,37 @@ def build_problem(cfg, comm=None):
     return problem
 
 
-def _check_memory(grid, nt):
-    """Refuse a grid and step count whose solution paths cannot fit in memory."""
-    need = 8 * 6 * (nt + 1) * float(np.prod(grid.owned_shape))  # u, m and four work paths
-    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    if grid.comm.allreduce(need > total, op=MPI.LOR):
-        raise ConfigError(f"time.nt: {nt} steps on {grid.n} cells need about {need / 2**30:.0f} GiB per rank, "
-                          f"more than this machine's {total / 2**30:.0f} GiB")
+def _populations(params):
+    """The populations a run file asks for (model.populations, or a graph's list), before the
+    model checks them."""
+    p, graph = params.get("populations", 1), params.get("graph")
+    p = p if isinstance(p, int) and not isinstance(p, bool) and p > 0 else 1
+    return max(p, len(graph) if isinstance(graph, list) else 1)
+
+
+def _check_memory(cfg, comm, populations, model=None):
+    """Refuse a study whose estimated peak memory exceeds the limits, before allocating."""
+    pcomm = comm or PETSc.COMM_WORLD
+    ranks, rank = pcomm.getSize(), pcomm.getRank()
+    g, nt, s = cfg["grid"], cfg["time"]["nt"], cfg["solver"]
+    kw = {"coupling": s["coupling"], "linear": _newton_linear(s["newton_linear"], len(g["n"])),
+          "plots": cfg["output"]["plots"], "populations": populations}
+    if model is not None:
+        kw["closed_form"] = type(model).closed_form is not MFGModel.closed_form
+        try:
+            kw["feedbacks"] = len(model.feedbacks([np.zeros(1)] * len(g["n"])))
+        except Exception:  # a user model's feedbacks need real fields: count one per axis
+            kw["feedbacks"] = len(g["n"])
+    need = memory.mfg(g["n"], nt, ranks, rank, **kw)
+    if populations > 1 and memory.fits(memory.mfg(g["n"], nt, 1, 0, **{**kw, "populations": 1})):
+        key = "model.populations"
+    elif kw["coupling"] == "newton" and kw["linear"] != "marching" and \
+            memory.fits(memory.mfg(g["n"], nt, 1, 0, **{**kw, "linear": "marching"})):
+        key = "solver.newton_linear"
+    else:
+        key = "time.nt" if memory.fits(memory.mfg(g["n"], 1, 1, 0, **kw)) else "grid.n"
+    what = f"{nt} steps on {list(g['n'])} cells" + (f" for {populations} populations" if populations > 1 else "")
+    memory.check(need, what, key, pcomm.tompi4py())
 
 
 def population_problems(problem):
