@@ -165,10 +165,8 @@ def _run(args):
             solution, written = run_master(cfg, out)
         elif "x0" in cfg["grid"]:  # a continuous-time leader-follower game: the master system
             from .leader_follower_runner import run_leader_follower
-            if args.restart:
-                raise ConfigError("--restart: leader-follower games are not checkpointed")
             apply_petsc_options(cfg["petsc"])
-            solution, written = run_leader_follower(cfg, out)
+            solution, written = run_leader_follower(cfg, out, restart=args.restart)
         else:
             apply_petsc_options(cfg["petsc"])
             solution, written = run(cfg, out, restart=args.restart)
