@@ -160,9 +160,7 @@ def _run(args):
         cfg["output"]["file"] = str(out)
         if "petsc" not in cfg:  # a discrete-time Stackelberg game: the master equation
             from .master_runner import run_master
-            if args.restart:
-                raise ConfigError("--restart: the master equation is not checkpointed")
-            solution, written = run_master(cfg, out)
+            solution, written = run_master(cfg, out, restart=args.restart)
         elif "x0" in cfg["grid"]:  # a continuous-time leader-follower game: the master system
             from .leader_follower_runner import run_leader_follower
             apply_petsc_options(cfg["petsc"])
