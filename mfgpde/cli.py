@@ -181,15 +181,11 @@ def _run(args):
         check_paths(out, MPI.COMM_WORLD, checkpoint, runfile=args.runfile, restart=args.restart)
         if "petsc" not in cfg:  # a discrete-time Stackelberg game: the master equation
             from .master_runner import run_master
-            if args.restart:
-                raise ConfigError("--restart: the master equation is not checkpointed")
-            solution, written = run_master(cfg, out)
+            solution, written = run_master(cfg, out, restart=args.restart)
         elif "x0" in cfg["grid"]:  # a continuous-time leader-follower game: the master system
             from .leader_follower_runner import run_leader_follower
-            if args.restart:
-                raise ConfigError("--restart: leader-follower games are not checkpointed")
             apply_petsc_options(cfg["petsc"])
-            solution, written = run_leader_follower(cfg, out)
+            solution, written = run_leader_follower(cfg, out, restart=args.restart)
         else:
             apply_petsc_options(cfg["petsc"])
             solution, written = run(cfg, out, restart=args.restart)

@@ -23,8 +23,10 @@ from .grids import Grid
 from .io import on_root, write_result
 from .models import ModelError
 from .models.leader_follower import create_leader_follower
+from .restart import FamilyCheckpointer, checkpoint_path, load_family_state
 from .runner import check_paths
-from .solvers.leader_follower import LeaderFollowerSolver
+from .solvers.leader_follower import COUNTS, LeaderFollowerSolver
+from .stop import StopRequested
 
 LEADER_FIELDS, FOLLOWER_FIELDS = ("V0", "u0", "zdot"), ("V1", "u1")
 SAMPLES = 9  # points per axis where errors are measured
@@ -125,14 +127,59 @@ def fitted_gains(x0, x1, z, u0, u1, inside0, inside1):
     return {"K00": k0[0], "K10": k0[1], "K0": k1[0], "K1": k1[1], "K2": k1[2]}
 
 
-def run_leader_follower(cfg, out, verbose=True):
-    """Solve backward, compare with the reference, write `out` (rank 0 gathers)."""
+# A restart continues the backward recursion from the saved levels: model, grid and time
+# must match (io/checkpoint.MUST_MATCH), and so must solver.coupling, which decides every
+# level's equations.  solver.tolerance and max_iterations (of the Picard sweeps) and the
+# PETSc options may change: the saved levels keep the accuracy they were solved to.
+RESTART_MUST_MATCH = ("coupling",)
+
+
+def checkpoints(cfg, out, solver, restart=None):
+    """The checkpointer of the backward recursion: the completed levels n..nt (V0, V1 whole,
+    the per-level counts of COUNTS as history), level n and the wall time as attributes."""
+    g0, g1, nt, t = solver.g0, solver.g1, solver.leader.nt, solver.leader.t
+
+    def save(k, n, V0, V1, counts, wall_time):
+        V0, V1 = g0.gather(V0), g1.gather(V1)
+        if g0.rank != 0:
+            return None
+        return {"axes": {name: g1.coordinates(d) for d, name in enumerate(g1.names)}, "t": t[n:],
+                "fields": {"V0": V0, "V1": V1}, "field_axes": {"V0": ("x0", "z")},
+                "history": {name: np.asarray(counts[name]) for name in COUNTS},
+                "attrs": {"level": int(n), "wall_time": float(wall_time)}}
+
+    noun = lambda k: f"time level {nt - k} of {nt} (t = {t[nt - k]:.6g}; {k} of {nt} steps solved)"  # noqa: E731
+    return FamilyCheckpointer(g0.comm, cfg, checkpoint_path(out, cfg), "leader_follower", save, noun=noun,
+                              unit="time level", restart=restart)
+
+
+def load_levels(path, cfg, solver):
+    """A checkpoint's completed levels as this run's owned blocks (any number of ranks)."""
+    saved = load_family_state(path, cfg, "leader_follower", RESTART_MUST_MATCH)
+    fields, nt = saved["fields"], solver.leader.nt
+    level = nt + 1 - len(saved["t"])
+    if int(saved["attrs"].get("level", -1)) != level or set(fields) != {"V0", "V1"}:
+        raise ConfigError(f"restart: {path} is not a consistent leader-follower checkpoint")
+    return {"level": level, "wall_time": float(saved["attrs"].get("wall_time", 0.0)),
+            "V0": solver.g0.scatter(fields["V0"]), "V1": solver.g1.scatter(fields["V1"]),
+            "counts": {name: saved["history"][name].astype(int) for name in COUNTS}}
+
+
+def run_leader_follower(cfg, out, verbose=True, restart=None):
+    """Solve backward, compare with the reference, write `out` (rank 0 gathers).  With
+    `restart`, continue from that checkpoint; checkpoints go to <stem>.ckpt.h5 (or
+    output.checkpoint_file) and are removed once `out` is written."""
     out = pathlib.Path(out)
     model, solver, reference = build(cfg, verbose=verbose)
     g0, g1 = solver.g0, solver.g1
-    check_paths(out, g0.comm)
+    check_paths(out, g0.comm, checkpoint_path(out, cfg), restart=restart)
+    state = load_levels(restart, cfg, solver) if restart else None
+    checkpointer = checkpoints(cfg, out, solver, restart)
     start = time.perf_counter()
-    solution = solver.solve()
+    try:
+        solution = solver.solve(state, on_level=checkpointer)
+    except StopRequested as stop:
+        raise checkpointer.stopped(stop) from None
     fraction = cfg["grid"]["window"]
     errors = window_errors(solver, solution, reference, fraction) if reference is not None else {}
     kind = "error" if model.closed_form(cfg["time"]["T"]) is not None else "difference from LQ"
@@ -146,6 +193,7 @@ def run_leader_follower(cfg, out, verbose=True):
     inside0, inside1 = (g.gather(window(g, fraction).astype(float)) for g in (g0, g1))
     on_root(g0.comm, lambda: _write(out, cfg, model, solver, solution, fields, inside0 > 0, inside1 > 0,
                                     reference, errors, kind))
+    checkpointer.remove()
     return solution, out
 
 

@@ -13,8 +13,18 @@ from .grids import SimplexGrid
 from .io import on_root, write_result
 from .models import ModelError
 from .models.discrete import create_discrete
+from .restart import FamilyCheckpointer, checkpoint_path, load_family_state
 from .runner import check_paths, unconverged_path
-from .solvers.master import MasterSolver, follower_exploitability, leader_gain
+from .solvers.master import MasterSolver, Stage, follower_exploitability, leader_gain
+from .stop import StopRequested
+
+STAGE_FIELDS = {"leader": ("point",), "policy": ("point", "state", "action"), "z_next": ("point", "state"),
+                "Vf": ("point", "state"), "Vl": ("point",), "equilibria": ("point",)}
+# A restart continues the recursion (or the iteration of the master map) from the saved
+# levels: model, grid and time must match (io/checkpoint.MUST_MATCH), and so must the
+# leader's selection and candidate actions, which decide every level.  solver.tolerance and
+# max_iterations (of the infinite horizon) may change: the iteration goes on to the new ones.
+RESTART_MUST_MATCH = ("leader", "leader_points")
 
 
 @dataclass
@@ -60,17 +70,88 @@ def _check_memory(cfg, model):
     memory.check(need, f"{points} simplex points with {trials} leader actions", key, comm)
 
 
-def run_master(cfg, out, verbose=True):
+def checkpoints(cfg, out, model, grid, restart=None):
+    """The checkpointer of the recursion: the levels computed so far (finite horizon, times
+    T − k + 1..T) or the current iterate of the master map and its sup-changes (infinite),
+    every Stage field whole over (point, state, action)."""
+    T, S, A = cfg["time"]["T"], len(model.states), len(model.actions)
+    axes = {"point": np.arange(grid.size, dtype=float), "state": np.arange(S, dtype=float),
+            "action": np.arange(A, dtype=float)}
+
+    def save(k, *state):
+        if grid.comm.Get_rank() != 0:
+            return None
+        if T == "infinite":  # state: the iterate (a Stage) and the sup-changes so far
+            stages, t, history = [state[0]], np.array([float(k)]), {"value_change": state[1]}
+        else:  # state: the levels in the order computed
+            stages, t, history = state[0][::-1], np.arange(T - k + 1.0, T + 1.0), None
+        fields = {name: np.array([getattr(st, name) for st in stages]) for name in STAGE_FIELDS}
+        return {"axes": axes, "t": t, "fields": fields, "field_axes": STAGE_FIELDS, "history": history}
+
+    if T == "infinite":
+        noun, unit = (lambda k: f"iteration {k} of the master map"), "iteration"
+    else:
+        noun, unit = (lambda k: f"level t = {T - k + 1} ({k} of {T} levels solved)"), "level"
+    return FamilyCheckpointer(grid.comm, cfg, checkpoint_path(out, cfg), "master", save, noun=noun, unit=unit,
+                              restart=restart)
+
+
+def load_levels(path, cfg):
+    """A checkpoint's levels, in the order of computation (finite horizon), or its iterate
+    and history (infinite): the arguments that continue MasterSolver.finite or stationary."""
+    saved = load_family_state(path, cfg, "master", RESTART_MUST_MATCH)
+    fields = saved["fields"]
+    if set(fields) != set(STAGE_FIELDS):
+        raise ConfigError(f"restart: {path} is not a consistent master-equation checkpoint")
+    stages = [Stage(*(fields[name][j] for name in STAGE_FIELDS)) for j in range(len(saved["t"]))]
+    if cfg["time"]["T"] == "infinite":
+        history = saved["history"].get("value_change", np.array([]))
+        if len(stages) != 1 or len(history) != saved["iteration"]:
+            raise ConfigError(f"restart: {path} is not a consistent master-equation checkpoint")
+        return {"start": (stages[0], history)}
+    if len(stages) != saved["iteration"]:
+        raise ConfigError(f"restart: {path} is not a consistent master-equation checkpoint")
+    return {"done": stages[::-1]}
+
+
+def run_master(cfg, out, verbose=True, restart=None):
     """Backward recursion (or the stationary master value), the forward path from z1, the
-    equilibrium checks; written to `out` (or <stem>.unconverged.h5 if not converged)."""
+    equilibrium checks; written to `out` (or <stem>.unconverged.h5 if not converged).  With
+    `restart`, continue from that checkpoint; checkpoints go to <stem>.ckpt.h5 (or
+    output.checkpoint_file), are removed once `out` is written and kept (the last iterate
+    written where checkpoints are on) if the master map did not converge."""
     out = pathlib.Path(out)
     model, grid, solver = build(cfg)
-    check_paths(out, grid.comm)
+    check_paths(out, grid.comm, checkpoint_path(out, cfg), restart=restart)
+    state = load_levels(restart, cfg) if restart else {}
+    checkpointer = checkpoints(cfg, out, model, grid, restart)
+    try:
+        solution, final = _solve(cfg, out, model, grid, solver, state, checkpointer, verbose)
+    except StopRequested as stop:
+        raise checkpointer.stopped(stop) from None
+    converged, target = solution.converged, out if solution.converged else unconverged_path(out)
+    if converged:
+        checkpointer.remove()
+        if grid.comm.Get_rank() == 0:
+            unconverged_path(out).unlink(missing_ok=True)  # a stale failure beside a good result misleads
+    elif checkpointer.enabled:
+        if checkpointer.written != final[0]:
+            checkpointer.write(*final)
+        if verbose and grid.comm.Get_rank() == 0:
+            print(f"master: the last iterate is in {checkpointer.path}; continue with --restart {checkpointer.path} "
+                  "and a larger solver.max_iterations", flush=True)
+    return solution, target
+
+
+def _solve(cfg, out, model, grid, solver, state, checkpointer, verbose):
+    """The solve, the checks and the written result; (MasterResult, the final state)."""
     T, s = cfg["time"]["T"], cfg["solver"]
     start = time.perf_counter()
     zero = (np.zeros((grid.size, len(model.states))), np.zeros(grid.size))
     if T == "infinite":
-        stage, history, converged = solver.stationary(s["tolerance"], s["max_iterations"])
+        stage, history, converged = solver.stationary(s["tolerance"], s["max_iterations"], start=state.get("start"),
+                                                      on_iteration=checkpointer)
+        final = (len(history), stage, history)
         levels, values = [stage], (lambda t: (stage.Vf, stage.Vl))
         steps, times = cfg["time"]["steps"], np.array([0.0])
         status = (f"stationary master value in {len(history)} iterations (sup change {history[-1]:.1e})" if converged
@@ -78,22 +159,27 @@ def run_master(cfg, out, verbose=True):
                        f"{history[-1]:.1e} > tol {s['tolerance']:.0e}")
         terminal = lambda z: grid.interpolate(stage.Vf, z[None])[0]  # noqa: E731
     else:
-        levels = solver.finite(T)
+        levels = solver.finite(T, done=state.get("done", ()), on_level=checkpointer)
+        final = (T, levels[::-1])
         values = lambda t: (levels[t + 1].Vf, levels[t + 1].Vl) if t + 1 < T else zero  # noqa: E731
         history, converged, steps = np.array([]), True, T
         times = np.arange(1.0, T + 1.0)
         status = f"solved {T} levels of the master equation"
         terminal = lambda z: np.zeros(len(model.states))  # noqa: E731
-    path = solver.forward(cfg["time"]["z1"], values, steps)
-    checks = {"follower_exploitability": follower_exploitability(model, path, terminal(path["z"][-1])),
-              "leader_gain": leader_gain(solver, path, values), "wall_time": time.perf_counter() - start}
+    try:  # the levels are complete: a stop in the checks saves them all
+        path = solver.forward(cfg["time"]["z1"], values, steps)
+        checks = {"follower_exploitability": follower_exploitability(model, path, terminal(path["z"][-1])),
+                  "leader_gain": leader_gain(solver, path, values), "wall_time": time.perf_counter() - start}
+    except StopRequested as stop:
+        stop.state = final
+        raise
     if verbose and grid.comm.Get_rank() == 0:
         print(f"master: {status}; followers' best deviation gains {checks['follower_exploitability']:.2e}, "
               f"the leader's best one-step deviation {checks['leader_gain']:.2e}", flush=True)
     target = out if converged else unconverged_path(out)
     on_root(grid.comm, lambda: _write(target, cfg, model, grid, levels, times, history, path, checks, status,
                                       converged))
-    return MasterResult(converged, status, path, checks), target
+    return MasterResult(converged, status, path, checks), final
 
 
 def _write(path, cfg, model, grid, levels, times, history, traj, checks, status, converged):

@@ -16,22 +16,35 @@ from .hdf5 import CorruptFileError, verify, write_result
 KIND = "mfgpde-checkpoint"
 FORMAT = 2
 MUST_MATCH = ("model", "grid", "time")  # sections a restart may not change
+FAMILIES = {"mfg": "an MFG", "leader_follower": "a leader-follower", "master": "a master-equation"}
 
 
 class CheckpointError(ValueError):
     """The checkpoint cannot be used; the message says why in one line."""
 
 
-def write_checkpoint(path, *, axes, t, u, m, iteration, history, config, version):
+def write_checkpoint(path, *, axes, t, u=None, m=None, iteration, history, config, version, family="mfg",
+                     fields=None, field_axes=None, attrs=None):
     """One rank writes the whole state (full arrays, time first; a leading population axis
-    where the model has several)."""
+    where the model has several).  Families other than the MFG give their own `fields`
+    (and `field_axes`, as write_result) instead of u, m; `attrs` are added to the root's."""
     attrs = {"kind": KIND, "format": FORMAT, "iteration": int(iteration), "config": config,
-             "version": version, "model": config["model"]["name"], "status": "checkpoint"}
-    if u.ndim == len(axes) + 1:
+             "version": version, "model": config["model"]["name"], "status": "checkpoint", "family": family,
+             **(attrs or {})}
+    if fields is None and u.ndim == len(axes) + 1:
         fields = {"u": u, "m": m}
-    else:
+    elif fields is None:
         fields = {f"{name}_pop{k + 1}": v[k] for name, v in (("u", u), ("m", m)) for k in range(len(v))}
-    write_result(path, axes=axes, t=t, fields=fields, attrs=attrs, history=history)
+    write_result(path, axes=axes, t=t, fields=fields, attrs=attrs, history=history, field_axes=field_axes)
+
+
+def _check_family(attrs, path, family):
+    """Refuse a checkpoint of another family (checkpoints without the attribute are MFG ones)."""
+    saved = attrs.get("family", "mfg")
+    saved = saved.decode() if isinstance(saved, bytes) else str(saved)
+    if saved != family:
+        raise CheckpointError(f"restart: {path} is a checkpoint of {FAMILIES.get(saved, repr(saved))} run, "
+                              f"not of {FAMILIES[family]} run like this one")
 
 
 def _state(solution):
@@ -42,9 +55,10 @@ def _state(solution):
     return tuple(np.stack([solution[f"{name}_pop{k}"][()] for k in range(1, count + 1)]) for name in ("u", "m"))
 
 
-def read_checkpoint(path, config):
-    """{iteration, u, m, history} from a checkpoint compatible with `config`, read only
-    after its checksum matches everything in it."""
+def read_checkpoint(path, config, family="mfg"):
+    """{iteration, u, m, history, ...} from a checkpoint compatible with `config`, read only
+    after its checksum matches everything in it; for another `family` u, m are None and
+    `fields` (every /solution dataset), `t`, `attrs` and the saved `config` say the rest."""
     try:
         verify(path)
     except CorruptFileError as e:
@@ -58,7 +72,10 @@ def read_checkpoint(path, config):
                 older = " (written by an older mfgpde version)" if attrs.get("format") == 1 else ""
                 raise CheckpointError(f"restart: {path} has checkpoint format {attrs.get('format')}{older}, "
                                       f"this version reads format {FORMAT}")
-            u, m = _state(f["solution"])
+            _check_family(attrs, path, family)
+            u, m = _state(f["solution"]) if family == "mfg" else (None, None)
+            fields = {k: v[()] for k, v in f["solution"].items()} if family != "mfg" else {}
+            t = f["time/t"][()]
             history = {k: v[()] for k, v in f["history"].items()} if "history" in f else {}
         iteration, saved = int(attrs["iteration"]), json.loads(attrs["config"])
     except (OSError, KeyError, TypeError, ValueError) as e:
@@ -70,7 +87,8 @@ def read_checkpoint(path, config):
                 raise CheckpointError(f"restart: {section}.{key} differs: checkpoint "
                                       f"{saved[section].get(key, a.get(key))!r}, "
                                       f"this run {config[section].get(key, b.get(key))!r}")
-    return {"iteration": iteration, "u": u, "m": m, "history": history}
+    return {"iteration": iteration, "u": u, "m": m, "history": history,
+            "fields": fields, "t": t, "attrs": attrs, "config": saved}
 
 
 def _resolved(cfg, section):

@@ -30,11 +30,14 @@ from petsc4py import PETSc
 
 from ..grids.box import concatenated_indices
 from ..models.leader_follower import control_slope
+from ..stop import StopRequested, poll
 from .controlled import ControlledDrift, ControlledHJB
 from .hjb import HJBSolver
 from .problem import SolverError
 
 COUPLINGS = ("lagged", "picard", "newton")
+COUNTS = ("sweeps", "leader_newton_iterations", "follower_newton_iterations", "linear_iterations",
+          "coupled_newton_iterations")  # per level, saved in checkpoints
 
 
 @dataclass
@@ -118,6 +121,8 @@ class LeaderFollowerSolver:
         t, p1bar = self.leader.t[n], self.mean_gradient(V1_next)
         V0, V1 = V0_next, V1_next
         for k in range(1, self.max_iterations + 1):
+            if k > 1:
+                poll(self.g0.comm)
             d0 = self.leader_drift(p1bar)
             V0 = self.leader_hjb.step(t, V0_next, d0, V0, name="leader HJB")
             d1 = self._leader_policy(V0, d0)[2]
@@ -134,23 +139,51 @@ class LeaderFollowerSolver:
         raise SolverError(f"leader-follower Picard did not converge at t={t:.6g}: {self.max_iterations} sweeps, "
                           f"change {change:.2e} > tol {self.tol:.0e}")
 
-    def solve(self):
+    def _counters(self):
+        return (self.leader_hjb.newton_iterations, self.follower_hjb.newton_iterations,
+                self.leader_hjb.linear_iterations + self.follower_hjb.linear_iterations,
+                self.joint.newton_iterations if self.joint else 0)
+
+    def solve(self, state=None, on_level=None):
+        """All levels backward from the terminal one, or with `state` (a checkpoint's: the
+        completed levels `level`..nt as owned blocks V0, V1, the per-level `counts` of
+        COUNTS and the `wall_time` so far) from the level before those.  After every level
+        n, on_level(nt − n, n, V0[n:], V1[n:], counts[n:], wall time).  A stop request
+        (polled between levels and sweeps) leaves with that state of the last completed level."""
         nt, start = self.leader.nt, time.perf_counter()
         V0, U0, ZD = (np.zeros((nt + 1,) + self.g0.owned_shape) for _ in range(3))
         V1, U1 = (np.zeros((nt + 1,) + self.g1.owned_shape) for _ in range(2))
-        sweeps = np.zeros(nt + 1, dtype=int)
-        for n in range(nt, -1, -1):
-            if n < nt:
-                V0[n], V1[n], sweeps[n] = self._level(n, V0[n + 1], V1[n + 1])
+        counts = {name: np.zeros(nt + 1, dtype=int) for name in COUNTS}
+        first, before = nt, 0.0
+        if state is not None:
+            first, before = state["level"], state["wall_time"]
+            V0[first:], V1[first:] = state["V0"], state["V1"]
+            for name in COUNTS:
+                counts[name][first:] = state["counts"][name]
+        for n in range(first, nt + 1):
             U0[n], ZD[n], U1[n] = self.policies(V0[n], V1[n])
-            if self.progress is not None and n < nt:
-                self.progress(n, self.leader.t[n], sweeps[n], time.perf_counter() - start)
+        elapsed = lambda: before + time.perf_counter() - start  # noqa: E731
+        done = lambda n: (nt - n, n, V0[n:], V1[n:], {k: v[n:] for k, v in counts.items()}, elapsed())  # noqa: E731
+        n = first - 1
+        try:
+            for n in range(first - 1, -1, -1):
+                poll(self.g0.comm)
+                c0 = self._counters()
+                V0[n], V1[n], counts["sweeps"][n] = self._level(n, V0[n + 1], V1[n + 1])
+                for name, a, b in zip(COUNTS[1:], c0, self._counters()):
+                    counts[name][n] = b - a
+                U0[n], ZD[n], U1[n] = self.policies(V0[n], V1[n])
+                if self.progress is not None:
+                    self.progress(n, self.leader.t[n], counts["sweeps"][n], time.perf_counter() - start)
+                if on_level is not None:
+                    on_level(*done(n))
+        except StopRequested as stop:
+            if n + 1 < nt:  # at least one level solved
+                stop.state = done(n + 1)
+            raise
+        sweeps = counts["sweeps"]
         stats = {"sweeps": int(sweeps.sum()), "max_sweeps_per_level": int(sweeps.max()),
-                 "coupled_newton_iterations": self.joint.newton_iterations if self.joint else 0,
-                 "leader_newton_iterations": self.leader_hjb.newton_iterations,
-                 "follower_newton_iterations": self.follower_hjb.newton_iterations,
-                 "linear_iterations": self.leader_hjb.linear_iterations + self.follower_hjb.linear_iterations,
-                 "wall_time": time.perf_counter() - start}
+                 **{name: int(counts[name].sum()) for name in COUNTS[1:]}, "wall_time": elapsed()}
         what = {"lagged": "one sweep per level",
                 "picard": f"{stats['sweeps']} sweeps, at most {stats['max_sweeps_per_level']} per level",
                 "newton": f"{stats['coupled_newton_iterations']} Newton iterations"}[self.coupling]

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..models.discrete import population_update
+from ..stop import StopRequested, poll
 from .problem import SolverError
 
 SELECTIONS = ("optimistic", "pessimistic")
@@ -186,31 +187,52 @@ class MasterSolver:
         return Stage(*(g.allgather(getattr(st, f)) for f in ("leader", "policy", "z_next", "Vf", "Vl",
                                                                 "equilibria")))
 
-    def finite(self, T):
-        """Levels t = 1..T (list, first = t = 1) from V_{T+1} = 0."""
-        S = len(self.model.states)
-        Vf, Vl = np.zeros((self.grid.size, S)), np.zeros(self.grid.size)
-        levels = []
-        for _ in range(T):
-            st = self.level(Vf, Vl)
-            levels.append(st)
-            Vf, Vl = st.Vf, st.Vl
+    def _zero(self):
+        return np.zeros((self.grid.size, len(self.model.states))), np.zeros(self.grid.size)
+
+    def finite(self, T, done=(), on_level=None):
+        """Levels t = 1..T (list, first = t = 1) from V_{T+1} = 0.  `done`: levels already
+        computed (a checkpoint's), in the order of computation (t = T first);
+        on_level(k, levels) after each, k levels computed.  A stop request (polled before
+        every level, collectively) leaves with state (k, levels) of the completed ones."""
+        levels = list(done)
+        Vf, Vl = (levels[-1].Vf, levels[-1].Vl) if levels else self._zero()
+        try:
+            while len(levels) < T:
+                poll(self.grid.comm)
+                st = self.level(Vf, Vl)
+                levels.append(st)
+                Vf, Vl = st.Vf, st.Vl
+                if on_level is not None:
+                    on_level(len(levels), levels)
+        except StopRequested as stop:
+            if levels:
+                stop.state = (len(levels), list(levels))
+            raise
         return levels[::-1]
 
-    def stationary(self, tol=1e-9, max_iterations=2000):
-        """Iterate the master map from V = 0 to a fixed point; (stage, history of sup-changes,
-        converged)."""
-        S = len(self.model.states)
-        Vf, Vl = np.zeros((self.grid.size, S)), np.zeros(self.grid.size)
-        history = []
-        for _ in range(max_iterations):
-            st = self.level(Vf, Vl)
-            change = max(np.max(np.abs(st.Vf - Vf)), np.max(np.abs(st.Vl - Vl)))
-            history.append(change)
-            Vf, Vl = st.Vf, st.Vl
-            if change < tol:
-                return st, np.array(history), True
-        return st, np.array(history), False
+    def stationary(self, tol=1e-9, max_iterations=2000, start=None, on_iteration=None):
+        """Iterate the master map from V = 0 (or from `start` = (stage, history), a
+        checkpoint's iterate) to a fixed point; (stage, history of sup-changes, converged).
+        on_iteration(k, stage, history) after each; a stop request (polled before every
+        iteration) leaves with that state of the last completed one."""
+        st, history = start if start is not None else (None, [])
+        history = list(history)
+        Vf, Vl = (st.Vf, st.Vl) if st is not None else self._zero()
+        try:
+            while not (history and history[-1] < tol) and len(history) < max_iterations:
+                poll(self.grid.comm)
+                st = self.level(Vf, Vl)
+                change = max(np.max(np.abs(st.Vf - Vf)), np.max(np.abs(st.Vl - Vl)))
+                history.append(change)
+                Vf, Vl = st.Vf, st.Vl
+                if on_iteration is not None:
+                    on_iteration(len(history), st, np.array(history))
+        except StopRequested as stop:
+            if history:
+                stop.state = (len(history), st, np.array(history))
+            raise
+        return st, np.array(history), bool(history) and history[-1] < tol
 
     def forward(self, z1, values, steps):
         """The equilibrium path from z1: the stage re-solved at every (off-grid) z_t with the
@@ -218,6 +240,7 @@ class MasterSolver:
         z = np.atleast_2d(np.asarray(z1, float))
         path = {"z": [z[0]], "leader": [], "policy": []}
         for t in range(steps):
+            poll(self.grid.comm)
             st = self.stage(z, *values(t))
             path["leader"].append(st.leader[0])
             path["policy"].append(st.policy[0])
@@ -250,6 +273,7 @@ def leader_gain(solver, path, values, alternatives=401):
          else solver.candidates)
     gain = 0.0
     for t, bt in enumerate(path["leader"]):
+        poll(solver.grid.comm)
         z = np.repeat(path["z"][t:t + 1], len(b) + 1, axis=0)
         W = solver.leader_value(z, np.append(b, bt), *values(t))[0]
         gain = max(gain, float(np.max(W[:-1]) - W[-1]))
