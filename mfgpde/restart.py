@@ -80,6 +80,7 @@ class Checkpointer(Periodic):
     def write(self, k, u, m):
         grid, pb = self.problem.grid, self.problem
         full_u, full_m = grid.gather(u), grid.gather(m)
+
         def save():
             axes = {name: grid.coordinates(d) for d, name in enumerate(grid.names)}
             write_checkpoint(self.path, axes=axes, t=pb.t, u=full_u, m=full_m, iteration=k,
@@ -102,10 +103,8 @@ class FamilyCheckpointer(Periodic):
 
     def write(self, k, *state):
         content = self.save(k, *state)
-        if self.comm.Get_rank() == 0:
-            write_checkpoint(self.path, iteration=k, config=self.cfg, version=__version__, family=self.family,
-                             **content)
-        self.comm.Barrier()
+        on_root(self.comm, lambda: write_checkpoint(self.path, iteration=k, config=self.cfg, version=__version__,
+                                                    family=self.family, **content))
         self.last, self.written = time.monotonic(), k
 
 

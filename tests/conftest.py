@@ -5,8 +5,10 @@ MPI tests never skip silently: if mpirun is missing they fail.
 import os
 import pathlib
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -51,3 +53,31 @@ def mpi_script(path, nproc=2, *args, timeout=300):
         pytest.fail("mpirun not found: the MPI tests cannot run")
     cmd = [mpirun, "-n", str(nproc), sys.executable, "-m", "mpi4py", str(path), *map(str, args)]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_env())
+
+
+def checkpoint_iteration(ckpt):
+    """The iteration (level) a checkpoint holds; 0 while there is none to read."""
+    import h5py
+    try:
+        with h5py.File(ckpt, "r") as f:
+            return int(f.attrs["iteration"])
+    except (OSError, KeyError):
+        return 0
+
+
+def signal_at_checkpoint(study, out, k, sig=signal.SIGKILL, nproc=None):
+    """Run `mfgpde run STUDY -o OUT` with a checkpoint after every iteration (level) and
+    send `sig` once the checkpoint holds k of them.  (Popen after exit, checkpoint path)."""
+    ckpt = out.with_name(out.stem + ".ckpt.h5")
+    proc = mfgpde_background("run", *study, "--set", "output.checkpoint_every=1", "-o", out, nproc=nproc)
+    deadline = time.monotonic() + 240
+    while checkpoint_iteration(ckpt) < k:
+        assert proc.poll() is None, "the run ended before the signal: " + proc.stderr.read()
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    if sig == signal.SIGKILL:
+        os.killpg(proc.pid, signal.SIGKILL)
+    else:
+        proc.send_signal(sig)
+    proc.wait(timeout=120)
+    return proc, ckpt

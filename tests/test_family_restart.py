@@ -4,16 +4,15 @@ its code and one line; a run killed after a periodic checkpoint and restarted, o
 or another number of ranks, ends at the uninterrupted result; a checkpoint of another
 family, grid or (where the saved levels depend on it) solver setting is refused with one
 line, exit 2."""
-import os
 import shutil
 import signal
-import time
 
 import h5py
 import numpy as np
 import pytest
 
-from conftest import RUNS, mfgpde, mfgpde_background
+from conftest import RUNS, mfgpde, signal_at_checkpoint
+from conftest import checkpoint_iteration as _iteration
 
 STUDIES = {
     "leader_follower": [RUNS / "stackelberg_lq.toml", "--set", "grid.n=[12,12]", "--set", "time.nt=32",
@@ -67,30 +66,8 @@ def _assert_same(path, reference, tol=1e-12, bitwise=True):
             assert str(attrs.get(k)) == str(v), k
 
 
-def _iteration(ckpt):
-    try:
-        with h5py.File(ckpt, "r") as f:
-            return int(f.attrs["iteration"])
-    except (OSError, KeyError):
-        return 0
-
-
 def _signal_at(family, out, k, sig):
-    """Run the study with a checkpoint after every level (iteration); send `sig` once the
-    checkpoint holds k of them.  (Popen after exit, checkpoint path)."""
-    ckpt = out.with_name(out.stem + ".ckpt.h5")
-    proc = mfgpde_background("run", *STUDIES[family], "--set", "output.checkpoint_every=1", "-o", out)
-    deadline = time.monotonic() + 120
-    while _iteration(ckpt) < k:
-        assert proc.poll() is None, "the run ended before the signal: " + proc.stderr.read()
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
-    if sig == signal.SIGKILL:
-        os.killpg(proc.pid, signal.SIGKILL)
-    else:
-        proc.send_signal(sig)
-    proc.wait(timeout=120)
-    return proc, ckpt
+    return signal_at_checkpoint(STUDIES[family], out, k, sig)
 
 
 @pytest.fixture(scope="module")

@@ -4,13 +4,13 @@ corrupted or foreign checkpoints are refused with one line."""
 import os
 import shutil
 import signal
-import time
 
 import h5py
 import numpy as np
 import pytest
 
-from conftest import RUNS, mfgpde, mfgpde_background
+from conftest import RUNS, mfgpde, signal_at_checkpoint
+from conftest import checkpoint_iteration as _iteration
 from mfgpde.io.hdf5 import file_checksum
 
 STUDY = [RUNS / "lq_mfg_1d.toml", "--set", "grid.n=[300]", "--set", "time.nt=150",
@@ -26,30 +26,8 @@ def reference(tmp_path_factory):
         return {k: f["solution"][k][()] for k in ("u", "m")}, int(f.attrs["iterations"])
 
 
-def _iteration(ckpt):
-    try:
-        with h5py.File(ckpt, "r") as f:
-            return int(f.attrs["iteration"])
-    except (OSError, KeyError):
-        return 0
-
-
 def _kill_at(out, iteration, nproc=None, sig=signal.SIGKILL, study=STUDY):
-    """Start the study with a checkpoint every iteration; signal it once the checkpoint
-    holds `iteration`.  Returns (Popen after exit, checkpoint path)."""
-    ckpt = out.with_name(out.stem + ".ckpt.h5")
-    proc = mfgpde_background("run", *study, "--set", "output.checkpoint_every=1", "-o", out, nproc=nproc)
-    deadline = time.monotonic() + 240
-    while _iteration(ckpt) < iteration:
-        assert proc.poll() is None, "the run ended before the kill point: " + proc.stderr.read()
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    if sig == signal.SIGKILL:
-        os.killpg(proc.pid, signal.SIGKILL)
-    else:
-        proc.send_signal(sig)
-    proc.wait(timeout=120)
-    return proc, ckpt
+    return signal_at_checkpoint(study, out, iteration, sig, nproc)
 
 
 def _assert_same(out, reference):

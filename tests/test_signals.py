@@ -23,7 +23,7 @@ from conftest import ROOT, RUNS, _env, mfgpde, mfgpde_background
 SLOW = ["-fp_ksp_type", "gmres", "-fp_pc_type", "none", "-fp_ksp_gmres_restart", "3", "-fp_ksp_max_it", "100000",
         "-hjb_ksp_type", "gmres", "-hjb_pc_type", "none", "-hjb_ksp_gmres_restart", "3",
         "-hjb_ksp_max_it", "100000", "-hjb_ksp_rtol", "1e-10"]
-STUDY = [RUNS / "lq_mfg_2d.toml", "--set", "grid.n=[100,100]", "--set", "time.nt=30",
+STUDY = [RUNS / "lq_mfg_2d.toml", "--set", "grid.n=[200,200]", "--set", "time.nt=50",
          "--set", "solver.tolerance=1e-5", "--set", "solver.damping=1.0", "--set", "output.checkpoint_every=2",
          "--set", "output.plots=true", *SLOW]
 
