@@ -45,7 +45,7 @@ NEWTON_STUDY = ["solver.coupling='newton'", "output.checkpoint_every=1", "output
 
 def _history(path):
     with h5py.File(path) as f:
-        return f.attrs["status"], {k: f["history"][k][()] for k in f["history"]}
+        return f.attrs["status"], {k: f["history"][k][()] for k in f["history"]}, f["solution/u"][()]
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +55,10 @@ def newton_reference(tmp_path_factory):
     return _history(out)
 
 
-# stopped after Newton iterate 1 or 2 (checkpoints 3, 4); restarted with the default
-# picard_iterations = 1 (solver settings may change on a restart)
-@pytest.mark.parametrize("stop_at, restart_set", [(3, []), (4, []), (4, ["solver.picard_iterations=1"])])
+# stopped at the hand-over to Newton (checkpoint 2), after Newton iterate 1 or 2
+# (checkpoints 3, 4); restarted with the default picard_iterations = 1 (solver settings may
+# change on a restart)
+@pytest.mark.parametrize("stop_at, restart_set", [(2, []), (3, []), (4, []), (4, ["solver.picard_iterations=1"])])
 def test_restart_inside_newton_gives_the_uninterrupted_history_and_status(stop_at, restart_set, tmp_path,
                                                                           newton_reference):
     out = tmp_path / "a.h5"
@@ -84,9 +85,10 @@ def test_restart_inside_newton_gives_the_uninterrupted_history_and_status(stop_a
         runner.Checkpointer = real
     run(load(RUNS / "congestion_1d.toml", NEWTON_STUDY + restart_set), out, verbose=False,
         restart=tmp_path / "a.ckpt.h5")
-    status, got = _history(out)
-    ref_status, ref = newton_reference
+    status, got, u = _history(out)
+    ref_status, ref, ref_u = newton_reference
     assert status == ref_status
+    assert np.max(np.abs(u - ref_u)) < 1e-12
     for key in ("iteration", "newton", "residual_u", "residual_m"):
         np.testing.assert_allclose(got[key], ref[key], rtol=1e-6, atol=1e-14, err_msg=key)
 

@@ -43,7 +43,7 @@ class NewtonCoupling:
         if picard_iterations < 1:
             raise ValueError("solver.picard_iterations: Newton starts after at least one Picard iteration")
         self.problem, self.mass_tol = problem, mass_tol
-        self.picard = PicardSolver(problem, damping=damping, tol=0.0, max_iterations=picard_iterations,
+        self.picard = PicardSolver(problem, damping=damping, tol=0.0, max_iterations=picard_iterations, handover=True,
                                    monitors=monitors, on_state=on_state)
         self.newton = NewtonSolver(problem, tol=tol, max_iterations=max_iterations, monitors=monitors,
                                    linear=linear, on_state=on_state)
