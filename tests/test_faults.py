@@ -23,15 +23,23 @@ class PoisonedLQ(LQMFG):
     name = "test_poisoned_lq"
     parameters = {**LQMFG.parameters, "calls": 10 ** 9}
     seen = 0
+    poison = np.nan
 
     def hamiltonian(self, t, x, p, density):
         PoisonedLQ.seen += 1
         H = super().hamiltonian(t, x, p, density)
-        return H * np.nan if PoisonedLQ.seen > self.calls else H
+        return H + self.poison if PoisonedLQ.seen > self.calls else H
 
 
-def _cfg(tmp_path, **model):
-    return validate({"model": {"name": "test_poisoned_lq", **model},
+@register
+class InfPoisonedLQ(PoisonedLQ):
+    """The same, turning +inf."""
+    name = "test_inf_poisoned_lq"
+    poison = np.inf
+
+
+def _cfg(tmp_path, name="test_poisoned_lq", **model):
+    return validate({"model": {"name": name, **model},
                      "grid": {"lower": [-2.5], "upper": [3.5], "n": [60]}, "time": {"T": 1.0, "nt": 10},
                      "output": {"checkpoint_every": 1}})
 
@@ -41,6 +49,17 @@ def test_nan_mid_run_names_solver_iteration_and_time_and_keeps_the_checkpoint(tm
     out = tmp_path / "x.h5"
     with pytest.raises(SolverError, match=r"Picard iteration \d+: HJB Newton did not converge at t="):
         run(_cfg(tmp_path, calls=400), out, verbose=False)
+    ckpt = tmp_path / "x.ckpt.h5"
+    assert not out.exists() and ckpt.exists()
+    with h5py.File(ckpt) as f:
+        assert f.attrs["iteration"] >= 1 and np.all(np.isfinite(f["solution/u"][()]))
+
+
+def test_inf_mid_run_names_solver_iteration_and_time_and_keeps_the_checkpoint(tmp_path):
+    PoisonedLQ.seen = 0
+    out = tmp_path / "x.h5"
+    with pytest.raises(SolverError, match=r"Picard iteration \d+: HJB Newton did not converge at t="):
+        run(_cfg(tmp_path, "test_inf_poisoned_lq", calls=400), out, verbose=False)
     ckpt = tmp_path / "x.ckpt.h5"
     assert not out.exists() and ckpt.exists()
     with h5py.File(ckpt) as f:

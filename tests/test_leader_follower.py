@@ -151,6 +151,20 @@ def test_bad_input_is_one_line_and_exit_2(override, message, tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--set", "solver.coupling='picard'", "--set", "solver.max_iterations=1"],
+     "leader-follower Picard did not converge at t=0.75: 1 sweeps"),
+    (["--set", "solver.coupling='newton'", "-coupled_snes_max_it", "1"],
+     "leader-follower Newton did not converge at t=0.75 (SNES reason"),
+], ids=["picard-sweeps", "newton-level"])
+def test_a_level_that_does_not_converge_is_one_line_and_exit_3(args, message, tmp_path):
+    proc = mfgpde("run", LQ, *SMALL, "--set", "grid.n=8", "--set", "time.nt=4", *args, "-o", tmp_path / "x.h5",
+                  cwd=tmp_path)
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and message in proc.stderr and "Traceback" not in proc.stderr
+    assert "no solution written" in proc.stderr and not list(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize("coupling", ["lagged", "newton"])
 def test_one_and_two_ranks_agree(coupling, tmp_path):
     fields = {}
