@@ -262,15 +262,16 @@ def write_solution(solution, cfg, path, history, fields, peak_mb, extra=None):
 
 
 def write_extras(solution, cfg, path, history, fields, peak_mb):
-    """Rewrite the file (atomically) with the closed form and the mesh, then its XDMF, on
-    rank 0; a stop request on the way leaves the file as it was."""
+    """Rewrite the file (atomically) with the closed form, the mesh and its XDMF sidecar, on
+    rank 0; a signal on the way (StopRequested at once) leaves the file as it was."""
     grid = solution.problem.grid
     if grid.rank != 0:
         return
     axes = {name: grid.coordinates(d) for d, name in enumerate(grid.names)}
-    extra = {**(_closed_form(solution.problem, axes) or {}), "mesh": {"points": mesh_points(axes)}}
-    poll()
-    write_solution(solution, cfg, path, history, fields, peak_mb, extra)
+    with watch.immediate():
+        extra = {**(_closed_form(solution.problem, axes) or {}), "mesh": {"points": mesh_points(axes)}}
+        poll()  # the wall-time budget
+        write_solution(solution, cfg, path, history, fields, peak_mb, extra)
 
 
 def _closed_form(pb, axes):
@@ -331,11 +332,10 @@ def run(cfg, out, verbose=True, restart=None):
     if solution.converged:
         checkpointer.remove()
     try:  # the solution is safe on disk; the extras follow, and a stop request skips them
-        with watch.immediate():
-            write_extras(solution, cfg, target, history, fields, peak_mb)
+        write_extras(solution, cfg, target, history, fields, peak_mb)
     except StopRequested as stop:
-        raise Interrupted(f"{stop.reason} during post-processing; the solution is in {target}, "
-                          "without its closed form and XDMF", stop.code) from None
+        raise Interrupted(f"{stop.reason} during post-processing; {target} holds the solution without its "
+                          "closed form and XDMF", stop.code) from None
     except OutputError as e:
         raise OutputError(f"{e}; the solution is in {target}, without its closed form and XDMF") from None
     return solution, target
