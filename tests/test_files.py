@@ -107,12 +107,17 @@ def test_other_families_refuse_the_same_paths(family, case, tmp_path):
     assert _listing(tmp_path) == before
 
 
+def _tmpfs(d, options, what):
+    """Mount a tmpfs with `options` on the new directory d (skip where mount is not permitted)."""
+    d.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", d], capture_output=True).returncode:
+        pytest.skip(f"mount is not permitted here: no {what} to test with")
+    return d
+
+
 @pytest.fixture
 def read_only_dir(tmp_path):
-    d = tmp_path / "ro"
-    d.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", d], capture_output=True).returncode:
-        pytest.skip("mount is not permitted here: no read-only file system to test with")
+    d = _tmpfs(tmp_path / "ro", "ro,size=64k", "read-only file system")
     yield d
     subprocess.run(["umount", d])
 
@@ -132,10 +137,7 @@ def test_a_checkpoint_place_that_cannot_be_written_is_refused_up_front(where, tm
 @pytest.fixture
 def small_disk(tmp_path):
     """A 400 kB tmpfs; `fill(free_kb)` leaves about that much space."""
-    d = tmp_path / "disk"
-    d.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", d], capture_output=True).returncode:
-        pytest.skip("mount is not permitted here: no small file system to fill")
+    d = _tmpfs(tmp_path / "disk", "size=400k", "small file system")
 
     def fill(free_kb):
         st = os.statvfs(d)
