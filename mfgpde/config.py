@@ -18,7 +18,7 @@ DEFAULTS = {
     "model": {},
     "grid": {"boundary": "reflecting", "axes": None},
     "time": {},
-    "solver": {"coupling": "picard", "damping": 0.7, "tolerance": 1e-8, "max_iterations": 200,
+    "solver": {"coupling": "auto", "damping": 0.7, "tolerance": 1e-8, "max_iterations": 200,
                "mass_tolerance": 1e-12, "picard_iterations": 1, "newton_tolerance": 1e-10,
                "newton_max_iterations": 30, "newton_linear": "auto"},
     "output": {"file": None, "plots": False, "plot_times": None, "checkpoint_file": None,
@@ -29,7 +29,7 @@ CHECKPOINTS = {k: DEFAULTS["output"][k] for k in ("checkpoint_file", "checkpoint
                                                   "max_wall_time")}
 REQUIRED = {"model": ["name"], "grid": ["lower", "upper", "n"], "time": ["T", "nt"]}
 OPEN_SECTIONS = ("model", "petsc")  # keys checked elsewhere (the model) or free (PETSc options)
-COUPLINGS = ("picard", "newton")
+COUPLINGS = ("auto", "anderson", "picard", "newton")
 TINY, HUGE = 1e-150, 1e150  # widths, steps and parameters whose squares (and their inverses) stay finite
 NEWTON_LINEAR = ("auto", "direct", "fieldsplit", "marching")
 

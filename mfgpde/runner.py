@@ -16,7 +16,7 @@ from .io.xdmf import mesh_points, xdmf_path, xdmf_text
 from .models import MFGModel, ModelError, create_model
 from .restart import Checkpointer, Interrupted, checkpoint_path, load_state
 from .stop import StopRequested, poll, watch
-from .solvers import (HistoryMonitor, MassMonitor, MFGProblem, NewtonCoupling, PicardSolver,
+from .solvers import (AndersonSolver, HistoryMonitor, MassMonitor, MFGProblem, NewtonCoupling, PicardSolver,
                       ProgressMonitor, check_finite)
 
 
@@ -101,7 +101,7 @@ def population_problems(problem):
 def build_solver(problem, cfg, verbose=True, history=None, on_state=None):
     s = cfg["solver"]
     populations = problem.model.populations
-    if populations > 1 and s["coupling"] != "picard":
+    if populations > 1 and s["coupling"] not in ("auto", "picard"):
         raise ConfigError(f"solver.coupling: model '{problem.model.name}' with {populations} populations "
                           "is solved by Picard only (coupling = \"picard\")")
     history = history or HistoryMonitor()
@@ -114,6 +114,12 @@ def build_solver(problem, cfg, verbose=True, history=None, on_state=None):
                                     tol=s["newton_tolerance"], max_iterations=s["newton_max_iterations"],
                                     mass_tol=s["mass_tolerance"], monitors=monitors, on_state=on_state,
                                     linear=_newton_linear(s["newton_linear"], problem.grid.dim))
+        elif s["coupling"] == "anderson" or s["coupling"] == "auto" and populations == 1:
+            fallback = (lambda: PicardSolver(problem, damping=s["damping"], tol=s["tolerance"],  # noqa: E731
+                                             max_iterations=s["max_iterations"], monitors=monitors,
+                                             on_state=on_state)) if s["coupling"] == "auto" else None
+            solver = AndersonSolver(problem, tol=s["tolerance"], max_iterations=s["max_iterations"],
+                                    monitors=monitors, on_state=on_state, fallback=fallback)
         else:
             solver = PicardSolver(population_problems(problem), damping=s["damping"], tol=s["tolerance"],
                                   max_iterations=s["max_iterations"], monitors=monitors, on_state=on_state)

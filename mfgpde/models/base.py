@@ -143,6 +143,7 @@ class MFGModel:
     # -- derivatives for Newton on the whole system ----------------------------------
     # Arrays or scalars broadcastable to the owned block; 0.0 means "does not depend".
     couples_through_mean = False  # True when H or g read density.mean
+    couples_locally = True  # False when H and g read the density only through density.mean
 
     def d2H_dp2(self, t, x, p, density):
         """∂²H/∂p_d∂p_e as a d×d nested list."""

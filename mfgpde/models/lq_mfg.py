@@ -41,6 +41,7 @@ class LQMFG(MFGModel):
         return np.exp(-sum((xd - md) ** 2 for xd, md in zip(x, self.mu0)) / (2 * self.s0 ** 2))
 
     couples_through_mean = True
+    couples_locally = False
 
     def d2H_dp2(self, t, x, p, density):
         return [[1.0 if d == e else 0.0 for e in range(self.dim)] for d in range(self.dim)]

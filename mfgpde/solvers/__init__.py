@@ -1,5 +1,6 @@
 """Solvers: HJB backward, Fokker–Planck forward, and their couplings.
 They see the abstract model interface only."""
+from .anderson import AndersonSolver
 from .couplings import NewtonCoupling
 from .fp import FPSolver
 from .hjb import HJBSolver
@@ -7,5 +8,5 @@ from .monitors import HistoryMonitor, MassMonitor, ProgressMonitor, check_finite
 from .picard import PicardSolver, Solution
 from .problem import MFGProblem, SolverError
 
-__all__ = ["FPSolver", "HJBSolver", "HistoryMonitor", "MassMonitor", "MFGProblem", "NewtonCoupling", "PicardSolver",
+__all__ = ["AndersonSolver", "FPSolver", "HJBSolver", "HistoryMonitor", "MassMonitor", "MFGProblem", "NewtonCoupling", "PicardSolver",
            "ProgressMonitor", "Solution", "SolverError", "check_finite"]

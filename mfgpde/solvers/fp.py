@@ -29,15 +29,16 @@ class FPSolver:
         self.linear_iterations = 0
         self.solves = 0
 
-    def solve(self, u_path, m_coupling, m_path, guess=None):
+    def solve(self, u_path, m_coupling, m_path, guess=None, densities=None):
         """Fill m_path[1:] from m_path[0]; drift from u_path and the densities m_coupling
-        (the iterate the HJB saw).  Krylov solves start from guess[n + 1] where given
-        (a nearly converged path), otherwise from m^n."""
+        (the iterate the HJB saw, or the Density of every level given).  Krylov solves
+        start from guess[n + 1] where given (a nearly converged path), otherwise from m^n."""
         pb, grid = self.problem, self.problem.grid
         for n in range(pb.nt):
             poll(grid.comm)
             grid.set_owned(self._b, u_path[n])
-            coeffs = pb.fp_operator(pb.t[n], grid.padded(self._b), pb.density(m_coupling[n + 1], n + 1))
+            density = densities[n + 1] if densities is not None else pb.density(m_coupling[n + 1], n + 1)
+            coeffs = pb.fp_operator(pb.t[n], grid.padded(self._b), density)
             pb.stencil.assemble(self._A, coeffs, transpose=True)
             self.ksp.setOperators(self._A)
             grid.set_owned(self._b, m_path[n] / pb.dt)

@@ -5,11 +5,14 @@
 with the Engquist–Osher numerical Hamiltonian and an assembled sparse Jacobian.
 PETSc options prefix: `hjb_` (or the one given).
 """
+import numpy as np
 from petsc4py import PETSc
 
 from ..stop import poll
 from .linear import configure_default
 from .problem import SolverError
+
+STEP_ATOL = 1e-13
 
 
 class HJBStep:
@@ -48,6 +51,11 @@ class HJBSolver:
         self.snes.setJacobian(self.ctx.jacobian, self._J)
         configure_default(self.snes.getKSP(), grid, rtol=linear_rtol)
         self.snes.setFromOptions()
+        # warm starts (a previous iterate) begin with a small residual, so rtol alone would
+        # over-solve them: also stop at |F| <= STEP_ATOL·|u^{n+1}|_∞/dt·√N, a relative change
+        # of u far below any coupling tolerance (unless -hjb_snes_atol is given)
+        self.scaled_atol = not PETSc.Options().hasName(prefix + "snes_atol")
+        self._sqrt_points = float(np.sqrt(np.prod(grid.n)))
         self._u = grid.create_vec()
         self.newton_iterations = 0
         self.linear_iterations = 0
@@ -55,7 +63,11 @@ class HJBSolver:
     def step(self, t, u_next, density, guess, name="HJB"):
         """u^n from u^{n+1} = u_next at time t, Newton started from `guess` (owned blocks)."""
         self.ctx.t, self.ctx.u_next, self.ctx.density = t, u_next, density
-        self.problem.grid.set_owned(self._u, guess)
+        grid = self.problem.grid
+        if self.scaled_atol:
+            scale = max(grid.max_abs(u_next), 1e-300) / self.problem.dt * self._sqrt_points
+            self.snes.setTolerances(atol=max(STEP_ATOL * scale, 1e-11))
+        grid.set_owned(self._u, guess)
         self.snes.solve(None, self._u)
         reason = self.snes.getConvergedReason()
         if reason <= 0:
@@ -64,13 +76,14 @@ class HJBSolver:
         self.linear_iterations += self.snes.getLinearSolveIterations()
         return self.problem.grid.owned(self._u).copy()
 
-    def solve(self, m_path, u_path, warm=False):
-        """Fill u_path (nt+1, *owned) backward in time for the densities m_path.  Newton
-        starts from u^{n+1}, or with warm=True from the u_path[n] given (a previous iterate)."""
+    def solve(self, m_path, u_path, warm=False, densities=None):
+        """Fill u_path (nt+1, *owned) backward in time for the densities m_path (or the
+        Density of every level given).  Newton starts from u^{n+1}, or with warm=True from
+        the u_path[n] given (a previous iterate)."""
         pb = self.problem
-        u_path[-1] = pb.terminal(pb.density(m_path[-1], pb.nt))
+        density = densities.__getitem__ if densities is not None else lambda n: pb.density(m_path[n], n)  # noqa: E731
+        u_path[-1] = pb.terminal(density(pb.nt))
         for n in range(pb.nt - 1, -1, -1):
             poll(pb.grid.comm)
-            u_path[n] = self.step(pb.t[n], u_path[n + 1], pb.density(m_path[n + 1], n + 1),
-                                  u_path[n] if warm else u_path[n + 1])
+            u_path[n] = self.step(pb.t[n], u_path[n + 1], density(n + 1), u_path[n] if warm else u_path[n + 1])
         return u_path

@@ -10,8 +10,8 @@ from .problem import SolverError
 
 @dataclass
 class IterationInfo:
-    """Picard: residual_u/m are the relative sup-changes of u and m.  Newton: the L² norms
-    of the HJB and Fokker–Planck residuals."""
+    """Picard and Anderson: residual_u/m are the relative sup-changes of u and m.  Newton:
+    the L² norms of the HJB and Fokker–Planck residuals."""
     iteration: int
     residual_u: float
     residual_m: float
@@ -36,7 +36,7 @@ class ProgressMonitor:
             line = (f"newton {info.iteration:4d}  |F_hjb| {info.residual_u:.3e}  |F_fp| {info.residual_m:.3e}"
                     f"  linear its {info.linear_iterations:5d}")
         else:
-            line = (f"picard {info.iteration:4d}  |du| {info.residual_u:.3e}  |dm| {info.residual_m:.3e}"
+            line = (f"{info.kind} {info.iteration:4d}  |du| {info.residual_u:.3e}  |dm| {info.residual_m:.3e}"
                     f"  mass err {info.mass_error:.1e}")
         print(f"{line}  {info.wall_time:8.2f} s", file=self.stream, flush=True)
 
@@ -53,7 +53,7 @@ class MassMonitor:
         self.tol = tol
 
     def __call__(self, info):
-        if info.kind != "picard":  # Newton iterates conserve mass only once converged
+        if info.kind == "newton":  # Newton iterates conserve mass only once converged
             return
         if info.mass_error > self.tol:
             raise SolverError(f"iteration {info.iteration}: mass drifted by {info.mass_error:.2e} > {self.tol:.0e}")

@@ -35,6 +35,14 @@ def relative_change(grid, new, old):
     return grid.max_abs(new - old) / max(grid.max_abs(new), 1e-300)
 
 
+def iteration_info(grid, k, du, dm, u, m_new, start, kind="picard"):
+    """IterationInfo of a sweep that gave u and the density m_new (mass error, min m)."""
+    masses = grid.integrate(m_new)
+    finite = grid.comm.allreduce(bool(np.isfinite(m_new).all() and np.isfinite(u).all()), op=MPI.LAND)
+    return IterationInfo(k, du, dm, float(np.max(np.abs(masses - masses[..., :1]))),
+                         -grid.max_abs(np.minimum(m_new, 0.0)), time.perf_counter() - start, finite, kind)
+
+
 class PicardSolver:
     def __init__(self, problem, damping=0.5, tol=1e-8, max_iterations=200, monitors=(), on_state=None,
                  handover=False):
@@ -92,7 +100,7 @@ class PicardSolver:
                     stop.state = (k - 1, squeeze(u_old), squeeze(m))
                 raise
             du, dm = relative_change(grid, u, u_old), relative_change(grid, m_new, m)
-            info = self._info(k, du, dm, u, m_new, start)
+            info = iteration_info(grid, k, du, dm, u, m_new, start)
             m = (1 - self.damping) * m + self.damping * m_new
             for monitor in self.monitors:
                 monitor(info)
@@ -112,10 +120,3 @@ class PicardSolver:
                  "fp_solves": total(self.fps, "solves"),
                  "wall_time": time.perf_counter() - start}
         return Solution(pb, squeeze(u), squeeze(m_new), converged, k, status, stats)
-
-    def _info(self, k, du, dm, u, m_new, start):
-        grid = self.problem.grid
-        masses = grid.integrate(m_new)
-        finite = grid.comm.allreduce(bool(np.isfinite(m_new).all() and np.isfinite(u).all()), op=MPI.LAND)
-        return IterationInfo(k, du, dm, float(np.max(np.abs(masses - masses[..., :1]))),
-                             -grid.max_abs(np.minimum(m_new, 0.0)), time.perf_counter() - start, finite)
