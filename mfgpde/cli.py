@@ -5,7 +5,7 @@
     mfgpde info OUT.h5
     mfgpde plot OUT.h5 [--times T ...] [--outdir DIR]
     mfgpde validate [--case NAME ...]
-    mfgpde bench [--sizes small large] [--ranks 1 2] [--case NAME ...] [--repeat K] [--json FILE]
+    mfgpde bench [--sizes small 257 ...] [--ranks 1 2] [--case NAME ...] [--couplings auto ...] [--repeat K] [--json FILE]
                  [--baseline-iterations K]
 
 Bad input (also paths that would destroy a file given, or cannot be written, and runs
@@ -111,13 +111,17 @@ def _parser():
     pl.add_argument("--outdir", help="where to put the PNG files (default: beside the file)")
     v = sub.add_parser("validate", help="closed-form comparisons at three resolutions, with orders")
     v.add_argument("--case", action="extend", nargs="+", help="run only these cases (repeatable)")
-    b = sub.add_parser("bench", help="timings against the scipy baseline and the linear-algebra bound")
-    b.add_argument("--sizes", nargs="+", default=["small"], choices=["small", "large"])
+    b = sub.add_parser("bench", help="timings against scipy baselines and the one-sweep bound")
+    from .bench.run import SIZES
+    b.add_argument("--sizes", nargs="+", default=["small"], choices=SIZES,
+                   help="cells per axis (each case runs the ones it has; small: each case's first)")
+    b.add_argument("--couplings", nargs="+", default=["auto"], choices=["auto", "anderson", "picard", "newton"])
+    b.add_argument("--no-spsolve", action="store_true", help="leave out the spsolve Picard baseline")
     b.add_argument("--ranks", nargs="+", type=int, default=[1, 2])
     b.add_argument("--case", action="extend", nargs="+", help="only these cases (repeatable)")
     b.add_argument("--json", help="also write the records as JSON")
     b.add_argument("--baseline-iterations", type=int, metavar="K",
-                   help="run the scipy baseline for K Picard iterations only and scale its time")
+                   help="run the spsolve baseline for K Picard iterations only (a lower bound of its time)")
     b.add_argument("--repeat", type=int, default=1, metavar="K",
                    help="run every PETSc configuration K times (in K rounds) and report the fastest")
     return p

@@ -33,6 +33,9 @@ MARCHING_LEVELS = 100
 DIRECT_FILL = (761e6, 9.6e4, 1.40)   # measured 761 MB above the baseline at 9.6e4 unknowns
 FIELDSPLIT_SHARE = 0.6                # the two fields factored apart, against the whole system
 NEWTON_PATHS = 4                     # Newton's iterates and the Picard hand-over
+# Anderson: u, m, their previous evaluation and a sweep's temporaries; with the density
+# path as unknown, SNESANDERSON's 2·depth differences and its work vectors of nt levels
+ANDERSON_PATHS, ANDERSON_VECTORS = 9, 2 * 5 + 9
 LEADER_FOLLOWER_PATHS = 6.0          # follower paths V1, u1, their work and gathered copies
 MASTER_ROW = 160.0                    # bytes per (point, trial action, equilibrium, S^2 A) entry
 
@@ -135,9 +138,10 @@ def owned_cells(n, ranks):
 
 
 def mfg(n, nt, ranks, rank, *, populations=1, coupling="picard", linear="marching",
-        feedbacks=0, closed_form=False, plots=False):
-    """A plain MFG (runner.run): Picard's or Newton's solve, then rank 0's output (whole
-    u, m, the feedback fields and the closed form's fields beside the owned paths)."""
+        feedbacks=0, closed_form=False, plots=False, density_unknown=True):
+    """A plain MFG (runner.run): Anderson's, Picard's or Newton's solve, then rank 0's
+    output (whole u, m, the feedback fields and the closed form's fields beside the owned
+    paths).  density_unknown: Anderson iterates on the density path (not the mean path)."""
     cells, own = math.prod(int(k) for k in n), owned_cells(n, ranks)
     full, path, p = 8.0 * (nt + 1) * cells, 8.0 * (nt + 1) * own, populations
     output = p * (GATHER_PATHS + feedbacks + (2 + feedbacks if closed_form else 0)) * full if rank == 0 else 0.0
@@ -147,6 +151,9 @@ def mfg(n, nt, ranks, rank, *, populations=1, coupling="picard", linear="marchin
         kept = {"marching": MARCHING_LEVELS * 8.0 * nt * own, "direct": fill,
                 "fieldsplit": FIELDSPLIT_SHARE * fill}[linear]
         peak = kept + NEWTON_PATHS * path + output
+    elif coupling in ("anderson", "auto") and p == 1:
+        vectors = ANDERSON_VECTORS * path * nt / (nt + 1) if density_unknown else 0.0
+        peak = max(ANDERSON_PATHS * path + vectors, OWNED_AT_OUTPUT * path + output)
     else:
         peak = max(PICARD_PATHS * p * path, OWNED_AT_OUTPUT * p * path + output)
     if p > 1:

@@ -76,6 +76,7 @@ def _check_memory(cfg, comm, populations, model=None):
           "plots": cfg["output"]["plots"], "populations": populations}
     if model is not None:
         kw["closed_form"] = type(model).closed_form is not MFGModel.closed_form
+        kw["density_unknown"] = bool(model.couples_locally or not model.couples_through_mean)
         try:
             kw["feedbacks"] = len(model.feedbacks([np.zeros(1)] * len(g["n"])))
         except Exception:  # a user model's feedbacks need real fields: count one per axis

@@ -1,6 +1,7 @@
 """`mfgpde bench` runs end to end and reports ratios it measured (no timing asserted)."""
 import io
 
+import numpy as np
 from conftest import mfgpde
 
 from mfgpde.bench.run import bench
@@ -9,20 +10,25 @@ from mfgpde.bench.run import bench
 def test_bench_smallest_case_reports_every_figure():
     out = io.StringIO()
     records = bench(sizes=("small",), ranks=(1,), cases=["lq_1d"], stream=out)
-    assert [r["coupling"] for r in records] == ["picard", "newton"]
+    assert [r["solver"] for r in records] == ["mfgpde auto", "scipy+anderson", "scipy+spsolve"]
+    strong = records[1]["wall"]
     for r in records:
         assert "error" not in r, r
-        assert r["iterations"] >= 1 and r["linear_iterations"] >= r["iterations"]
-        assert r["grid_solves"] > 0 and r["bound"] > 0 and r["peak_mb"] > 0
-        assert r["vs_baseline"] == r["baseline_wall"] / r["wall"]
-    assert out.getvalue().count("lq_1d") == 2
+        assert r["iterations"] >= 1 and r["linear_iterations"] >= r["iterations"] and r["peak_mb"] > 0
+        assert r["bound"] > 0 and r["bound_solver"] and r["floor_mb"] > 0
+        assert r["vs_strong"] == strong / r["wall"] and r["sweeps"] == r["wall"] / r["bound"]
+        # the same discretisation: the same errors against the closed form
+        assert np.isfinite(r["error_u0"]) and abs(r["error_u0"] - records[0]["error_u0"]) < 1e-6
+        assert abs(r["error_mT"] - records[0]["error_mT"]) < 1e-6
+    assert records[0]["iterations"] == records[1]["iterations"]
+    assert out.getvalue().count("lq_1d") == 3
 
 
 def test_repeat_reports_each_configurations_fastest_run(monkeypatch):
     """--repeat k: k rounds over all configurations, the fastest run of each is reported;
     a failed configuration is reported as failed and not run again."""
     import mfgpde.bench.run as run
-    walls = iter([5.0, 3.0, 7.0, 9.0, 4.0, 6.0])  # picard 1, picard 2, newton 1; twice
+    walls = iter([5.0, 3.0, 7.0, 9.0, 4.0, 6.0])  # auto 1, auto 2, newton 1; twice
     calls = []
 
     def fake(runfile, n, nt, coupling, ranks, work):
@@ -30,19 +36,19 @@ def test_repeat_reports_each_configurations_fastest_run(monkeypatch):
         if (coupling, ranks) == ("newton", 2):
             return {"error": "boom"}
         w = next(walls)
-        return {"wall": w, "iterations": 1, "linear_iterations": 1, "grid_solves": 1, "per_iteration": w,
-                "peak_mb": 1.0}
+        return {"wall": w, "iterations": 1, "linear_iterations": 1, "peak_mb": 1.0, "error_u0": 0.0, "error_mT": 0.0}
     monkeypatch.setattr(run, "petsc_run", fake)
-    monkeypatch.setattr(run, "laplacian_solve_time", lambda *a: 0.1)
-    monkeypatch.setattr(run, "baseline_run", lambda *a: {"wall": 10.0, "iterations": 1, "per_iteration": 10.0,
-                                                         "estimated": False})
-    records = bench(sizes=("small",), ranks=(1, 2), cases=["lq_1d"], stream=io.StringIO(), repeat=2)
-    assert calls == [("picard", 1), ("picard", 2), ("newton", 1), ("newton", 2),
-                     ("picard", 1), ("picard", 2), ("newton", 1)]
-    best = {(r["coupling"], r["ranks"]): r for r in records}
-    assert best["picard", 1]["wall"] == 5.0 and best["picard", 2]["wall"] == 3.0  # 9.0 and 4.0 were slower
-    assert best["newton", 1]["wall"] == 6.0 and best["newton", 1]["vs_baseline"] == 10.0 / 6.0
-    assert best["newton", 2]["error"] == "boom" and "wall" not in best["newton", 2]
+    monkeypatch.setattr(run, "sweep_bound", lambda *a: (0.1, "gmres+ilu"))
+    monkeypatch.setattr(run, "baseline_run", lambda *a: {"wall": 10.0, "iterations": 1, "linear_iterations": 1,
+                                                         "peak_mb": 1.0, "error_u0": 0.0, "error_mT": 0.0})
+    records = bench(sizes=("small",), ranks=(1, 2), cases=["lq_1d"], couplings=("auto", "newton"),
+                    stream=io.StringIO(), repeat=2)
+    assert calls == [("auto", 1), ("auto", 2), ("newton", 1), ("newton", 2), ("auto", 1), ("auto", 2), ("newton", 1)]
+    best = {(r["solver"], r["ranks"]): r for r in records}
+    assert best["mfgpde auto", 1]["wall"] == 5.0 and best["mfgpde auto", 2]["wall"] == 3.0  # 9.0 and 4.0 were slower
+    assert best["mfgpde newton", 1]["wall"] == 6.0 and best["mfgpde newton", 1]["vs_strong"] == 10.0 / 6.0
+    assert best["mfgpde newton", 2]["error"] == "boom" and "wall" not in best["mfgpde newton", 2]
+    assert best["mfgpde auto", 1]["sweeps"] == 50.0
 
 
 def test_repeat_below_one_refused():

@@ -31,8 +31,17 @@ def _problem(name):
 
 @pytest.mark.parametrize("name, damping", [(name, 1.0) for name in CASES] + [("lq_1d_reflecting", 0.6)])
 def test_baseline_matches_petsc_picard(name, damping):
+    from petsc4py import PETSc
     problem = _problem(name)
-    ref = PicardSolver(problem, damping=damping, tol=1e-10).solve()
+    opts = PETSc.Options()
+    lu = {f"{p}_{k}": v for p in ("hjb", "fp") for k, v in (("ksp_type", "preonly"), ("pc_type", "lu"))}
+    for k, v in lu.items():  # exact level solves, as spsolve's (the default on 2-D grids is ILU)
+        opts.setValue(k, v)
+    try:
+        ref = PicardSolver(problem, damping=damping, tol=1e-10).solve()
+    finally:
+        for k in lu:
+            opts.delValue(k)
     base = scipy_picard(problem, damping=damping, tol=1e-10)
     assert ref.converged and base["converged"]
     assert base["u"].shape == base["m"].shape == (problem.nt + 1,) + tuple(problem.grid.n)

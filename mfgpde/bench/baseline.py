@@ -56,15 +56,18 @@ class _Operators:
 
 
 def _newton_step(ops, t, u_start, u_next, density, counters):
-    """Solve the implicit HJB step by Newton from u_start, with SNES's stopping rule:
-    |F| < atol, |F| <= rtol |F_0|, or |δu| < stol |u|; at most NEWTON_MAX_IT iterations."""
+    """Solve the implicit HJB step by Newton from u_start, with HJBSolver's stopping rule:
+    |F| < atol (hjb.STEP_ATOL scaled), |F| <= rtol |F_0|, or |δu| < stol |u|; at most
+    NEWTON_MAX_IT iterations."""
+    from ..solvers.hjb import STEP_ATOL
     pb = ops.problem
+    atol = max(STEP_ATOL * max(np.abs(u_next).max(), 1e-300) * np.sqrt(ops.size) / pb.dt, NEWTON_ATOL)
     u = ops.flat(u_start).copy()
     f = ops.flat(pb.hjb_residual(t, ops.padded(ops.unflat(u)), u_next, density))
     fnorm = fnorm0 = np.linalg.norm(f)
     if not np.isfinite(fnorm0):
         raise RuntimeError(f"HJB Newton: non-finite initial residual at t={t:.6g}")
-    if fnorm0 < NEWTON_ATOL:
+    if fnorm0 < atol:
         return ops.unflat(u)
     for it in range(1, NEWTON_MAX_IT + 1):
         J = ops.matrix(pb.hjb_jacobian(t, ops.padded(ops.unflat(u)), density))
@@ -76,7 +79,7 @@ def _newton_step(ops, t, u_start, u_next, density, counters):
         fnorm = np.linalg.norm(f)
         if not np.isfinite(fnorm):
             raise RuntimeError(f"HJB Newton: non-finite residual at t={t:.6g} (iteration {it})")
-        if (fnorm < NEWTON_ATOL or fnorm <= NEWTON_RTOL * fnorm0
+        if (fnorm < atol or fnorm <= NEWTON_RTOL * fnorm0
                 or np.linalg.norm(step) < NEWTON_STOL * np.linalg.norm(u)):
             return ops.unflat(u)
     raise RuntimeError(f"HJB Newton did not converge at t={t:.6g} in {NEWTON_MAX_IT} iterations "
@@ -186,7 +189,7 @@ def _hjb_krylov(ops, hjb_pattern, m_density, u_path, warm, counters):
     for n in range(pb.nt - 1, -1, -1):
         density, u_next = m_density(n + 1), u_path[n + 1]
         u = ops.flat(u_path[n] if warm else u_next).copy()
-        atol = max(STEP_ATOL * np.abs(u_next).max() * np.sqrt(ops.size) / pb.dt, NEWTON_ATOL)
+        atol = max(STEP_ATOL * max(np.abs(u_next).max(), 1e-300) * np.sqrt(ops.size) / pb.dt, NEWTON_ATOL)
         f = ops.flat(pb.hjb_residual(pb.t[n], ops.padded(ops.unflat(u)), u_next, density))
         fnorm0 = fnorm = np.linalg.norm(f)
         it = 0

@@ -30,8 +30,8 @@ CONVERGED = PETSc.SNES.ConvergedReason.CONVERGED_FNORM_ABS
 class AndersonSolver:
     def __init__(self, problem, tol=1e-8, max_iterations=200, depth=5, monitors=(), on_state=None, fallback=None):
         """on_state(k, u, m) after every evaluation k (u and m̃, the state a restart needs).
-        fallback: a function giving the solver (damped Picard) that starts afresh where
-        Anderson fails or does not converge."""
+        fallback: a function giving the solver (damped Picard) that starts afresh where a
+        sweep fails or the iterations end without reducing the residual |dm|."""
         self.problem, self.tol, self.monitors, self.on_state = problem, tol, list(monitors), on_state
         self.fallback = fallback
         grid, model = problem.grid, problem.model
@@ -65,7 +65,8 @@ class AndersonSolver:
     def _unknown(self, m_path):
         """x for a density path (owned values, levels 0..nt)."""
         if self.through_mean:
-            return self._means(m_path)[1:].ravel() if self.problem.grid.rank == 0 else np.zeros(0)
+            means = self._means(m_path)[1:].ravel()  # collective
+            return means if self.problem.grid.rank == 0 else means[:0]
         return m_path[1:].ravel()
 
     def _densities(self, x):
@@ -103,6 +104,8 @@ class AndersonSolver:
         if self.on_state is not None and not self.done:
             self.on_state(self.k, self.u, self.m)
         self.du, self.dm = du, dm
+        if self.k == self.first:
+            self.first_dm = dm
         self.k += 1
 
     def _converged(self, snes, it, norms):
@@ -118,7 +121,7 @@ class AndersonSolver:
         self.u_prev, self.m_prev = np.empty(shape), np.empty(shape)
         self.first = self.k = 1 if state is None else state["iteration"] + 1
         self.warm, self.done = state is not None, False
-        self.du = self.dm = float("nan")
+        self.du = self.dm = self.first_dm = float("nan")
         self._X.getArray()[:] = self._unknown(self.m)
         self.start = time.perf_counter()
         try:
@@ -133,10 +136,12 @@ class AndersonSolver:
             raise
         k = self.k - 1
         converged = self.done
-        if not converged and self.fallback is not None:
-            return self._fall_back(f"{k} Anderson iterations left |du| {self.du:.2e}, |dm| {self.dm:.2e}")
+        if not converged and self.fallback is not None and not self.dm < self.first_dm:
+            return self._fall_back(f"{k} Anderson iterations did not reduce |dm| (from {self.first_dm:.2e} "
+                                   f"to {self.dm:.2e})")
         status = (f"converged in {k} Anderson iterations" if converged else
                   f"not converged: {k} Anderson iterations, |du| {self.du:.2e}, |dm| {self.dm:.2e} > tol {self.tol:.0e}")
+        self.u_prev = self.m_prev = None  # the solution is what stays
         stats = {"hjb_newton_iterations": self.hjb.newton_iterations,
                  "hjb_linear_iterations": self.hjb.linear_iterations,
                  "fp_linear_iterations": self.fp.linear_iterations, "fp_solves": self.fp.solves,

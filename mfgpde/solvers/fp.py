@@ -9,7 +9,7 @@ M-matrix, so m stays non-negative.  One PETSc KSP per step, options prefix `fp_`
 from petsc4py import PETSc
 
 from ..stop import poll
-from .linear import configure_default
+from .linear import configure_default, dominance
 from .problem import SolverError
 
 
@@ -20,7 +20,7 @@ class FPSolver:
         self._A = problem.stencil.matrix()
         self.ksp = PETSc.KSP().create(comm=grid.da.getComm())
         self.ksp.setOptionsPrefix("fp_")
-        configure_default(self.ksp, grid, rtol=1e-14)
+        configure_default(self.ksp, grid, 1e-14, dominance(grid, problem.nu, problem.dt))
         self.ksp.setFromOptions()
         # Krylov solves start from m^n (m^{n+1} differs from it by O(dt))
         self.iterative = self.ksp.getType() != PETSc.KSP.Type.PREONLY

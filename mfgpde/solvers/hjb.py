@@ -9,7 +9,7 @@ import numpy as np
 from petsc4py import PETSc
 
 from ..stop import poll
-from .linear import configure_default
+from .linear import configure_default, dominance
 from .problem import SolverError
 
 STEP_ATOL = 1e-13
@@ -49,7 +49,7 @@ class HJBSolver:
         self._J = problem.stencil.matrix()
         self.snes.setFunction(self.ctx.residual, self._f)
         self.snes.setJacobian(self.ctx.jacobian, self._J)
-        configure_default(self.snes.getKSP(), grid, rtol=linear_rtol)
+        configure_default(self.snes.getKSP(), grid, linear_rtol, dominance(grid, problem.nu, problem.dt))
         self.snes.setFromOptions()
         # warm starts (a previous iterate) begin with a small residual, so rtol alone would
         # over-solve them: also stop at |F| <= STEP_ATOL·|u^{n+1}|_∞/dt·√N, a relative change

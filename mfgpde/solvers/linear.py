@@ -1,24 +1,50 @@
-"""Default linear solvers for the per-time-step systems; every choice can be overridden
-from the options database (`-hjb_ksp_type`, `-fp_pc_type`, ...)."""
+"""The per-time-level linear solvers, chosen by one rule (`level_solver`); every choice can
+be overridden from the options database (`-hjb_ksp_type`, `-fp_pc_type`, ...)."""
+import numpy as np
 from petsc4py import PETSc
 
-DIRECT_MAX_POINTS = 5000  # measured: beyond this sparse LU of a 2-D step loses to GMRES + ILU
+# Level matrices I/dt − νΔ_h + drift, measured per solve to rtol 1e-10, set-up included
+# (docs/benchmarks.md): at 257² GMRES + ILU(0) takes 27 ms at ν·dt/h² = 2.3 and 56 ms at
+# 6.9, where BoomerAMG takes 73 and 82 ms; at 23 ILU takes 156 ms and BoomerAMG 99 ms
+# (8 iterations at any ratio).  GAMG's smoothed aggregation stalls above ~50.
+ILU_MAX_RATIO = 12.0
+DIRECT_MAX_POINTS = 20_000  # 2-D, one rank: sparse LU (1.9 ms at 65²) beats ILU where ILU needs many iterations
 
 
-def configure_default(ksp, grid, rtol):
-    """Sparse LU on one rank for 1-D grids and small ones; otherwise GMRES with block
-    Jacobi/ILU, right-preconditioned so that `rtol` bounds the true residual (mass
-    conservation of the Fokker–Planck step depends on it)."""
+def dominance(grid, nu, dt):
+    """ν·dt/h² (the smallest h): how far the level matrix is from its diagonal."""
+    return float(np.max(nu)) * dt / min(grid.h) ** 2
+
+
+def level_solver(grid, ratio):
+    """The default for level matrices of dominance `ratio` on this grid and rank count:
+    "lu" on one rank for 1-D grids, and for small 2-D grids where ILU would need many
+    iterations; "ilu" (GMRES with ILU(0), block Jacobi/ILU across ranks) up to
+    ILU_MAX_RATIO; "amg" (GMRES with hypre BoomerAMG, GAMG without hypre) beyond."""
+    serial, points = grid.comm.Get_size() == 1, int(np.prod(grid.n))
+    if serial and (grid.dim == 1 or (grid.dim == 2 and points <= DIRECT_MAX_POINTS and ratio > ILU_MAX_RATIO)):
+        return "lu"
+    return "ilu" if ratio <= ILU_MAX_RATIO else "amg"
+
+
+def configure_default(ksp, grid, rtol, ratio):
+    """Set `ksp` to the level solver of `level_solver`; Krylov solves are right-
+    preconditioned so that `rtol` bounds the true residual (the Fokker–Planck step's mass
+    conservation rests on it).  Returns the choice."""
+    choice = level_solver(grid, ratio)
     pc = ksp.getPC()
-    points = 1
-    for n in grid.n:
-        points *= n
-    if grid.comm.Get_size() == 1 and (grid.dim == 1 or points <= DIRECT_MAX_POINTS):
+    if choice == "lu":
         ksp.setType(PETSc.KSP.Type.PREONLY)
         pc.setType(PETSc.PC.Type.LU)
-    else:
-        ksp.setType(PETSc.KSP.Type.GMRES)
-        ksp.setPCSide(PETSc.PC.Side.RIGHT)
-        ksp.setNormType(PETSc.KSP.NormType.UNPRECONDITIONED)
-        ksp.setTolerances(rtol=rtol, atol=1e-50, max_it=2000)
+        return choice
+    ksp.setType(PETSc.KSP.Type.GMRES)
+    ksp.setPCSide(PETSc.PC.Side.RIGHT)
+    ksp.setNormType(PETSc.KSP.NormType.UNPRECONDITIONED)
+    ksp.setTolerances(rtol=rtol, atol=1e-50, max_it=2000)
+    if choice == "ilu":
         pc.setType(PETSc.PC.Type.BJACOBI)
+    elif PETSc.Sys.hasExternalPackage("hypre"):
+        pc.setType(PETSc.PC.Type.HYPRE)
+    else:
+        pc.setType(PETSc.PC.Type.GAMG)
+    return choice

@@ -8,13 +8,14 @@ factorisation (see matrix_free.BlockGaussSeidel).  Level solves by a PETSc KSP (
 prefix `newton_march_`; by default at most 9 iterations of GMRES + Jacobi, stopped when the
 residual falls by 1e-3, or LU on small grids).
 """
+import numpy as np
 from petsc4py import PETSc
 
 from ..stop import poll
-from .linear import configure_default
 from .problem import SolverError
 
 LEVEL_ITERATIONS = 9
+MARCHING_DIRECT_MAX_POINTS = 5000  # one LU factor kept per level: small grids only
 
 
 class TimeMarching:
@@ -30,13 +31,18 @@ class TimeMarching:
         # what it set up for its matrix (an LU factor on small grids, a diagonal otherwise)
         self.ksp = ksp = PETSc.KSP().create(comm=comm)
         ksp.setOptionsPrefix("newton_march_")
-        configure_default(ksp, grid, rtol=1e-3)
-        if ksp.getType() != PETSc.KSP.Type.PREONLY:
+        if grid.comm.Get_size() == 1 and (grid.dim == 1 or np.prod(grid.n) <= MARCHING_DIRECT_MAX_POINTS):
+            ksp.setType(PETSc.KSP.Type.PREONLY)
+            ksp.getPC().setType(PETSc.PC.Type.LU)
+        else:
             # a small budget, as a smoother: the outer FGMRES corrects what a level solve
             # leaves.  Jacobi is the same on any partition, so the outer iterations are too;
             # block-local SOR (at 257²×100: 20 outer iterations on 1 rank, 23 on 2) and block
             # Jacobi/ILU are not, and ASM's subdomain copies cost more than they saved
-            ksp.setTolerances(max_it=LEVEL_ITERATIONS)
+            ksp.setType(PETSc.KSP.Type.GMRES)
+            ksp.setPCSide(PETSc.PC.Side.RIGHT)
+            ksp.setNormType(PETSc.KSP.NormType.UNPRECONDITIONED)
+            ksp.setTolerances(rtol=1e-3, atol=1e-50, max_it=LEVEL_ITERATIONS)
             ksp.getPC().setType(PETSc.PC.Type.JACOBI)
             ksp.setInitialGuessNonzero(True)
         ksp.setFromOptions()

@@ -27,6 +27,11 @@ class MFGProblem:
         self.stencil = Stencil(grid)
         self.laplacian = self.stencil.laplacian_coefficients()
 
+    @property
+    def nu(self):
+        """ν = σ²/2 (a number or one per axis)."""
+        return self.model.nu
+
     def density(self, m, n=None):
         """What the model sees of time level n with density m."""
         mass, mean = self.grid.moments(m)

@@ -1,0 +1,144 @@
+"""The default coupling (Anderson-accelerated Picard) and the per-level solver rule: the
+same solution as Picard, the same as the independent scipy baseline, fewer sweeps,
+iteration counts flat under refinement, a fallback, restarts, and each branch of the rule."""
+from types import SimpleNamespace
+
+import h5py
+import numpy as np
+import petsc4py
+import pytest
+
+petsc4py.init()
+from conftest import RUNS, mfgpde  # noqa: E402
+
+from mfgpde.bench.baseline import scipy_anderson  # noqa: E402
+from mfgpde.config import load  # noqa: E402
+from mfgpde.runner import build_problem  # noqa: E402
+from mfgpde.solvers import AndersonSolver, MassMonitor, PicardSolver, check_finite  # noqa: E402
+from mfgpde.solvers.linear import ILU_MAX_RATIO, level_solver  # noqa: E402
+
+
+def _problem(runfile, n, nt, *sets):
+    return build_problem(load(RUNS / runfile, [f"grid.n={list(n)}", f"time.nt={nt}", *sets]))
+
+
+@pytest.mark.parametrize("runfile, n, nt", [("lq_mfg_1d.toml", [120], 30), ("lq_mfg_2d.toml", [30, 26], 10),
+                                            ("congestion_2d.toml", [28, 28], 10)])
+def test_same_solution_as_picard_in_fewer_sweeps(runfile, n, nt):
+    """Mean path (LQ) and density path (congestion) as the unknown: u and m agree with
+    damped Picard's to the coupling tolerance, mass is conserved, and fewer sweeps run."""
+    pb = _problem(runfile, n, nt)
+    a = AndersonSolver(pb, tol=1e-10, monitors=[check_finite, MassMonitor(1e-12)]).solve()
+    p = PicardSolver(_problem(runfile, n, nt), damping=0.5, tol=1e-10).solve()
+    assert a.converged and p.converged and "Anderson" in a.status
+    assert a.iterations < 0.6 * p.iterations, (a.iterations, p.iterations)
+    for x, y in ((a.u, p.u), (a.m, p.m)):
+        assert np.max(np.abs(x - y)) < 1e-8 * np.max(np.abs(y))
+    mass = pb.grid.integrate(a.m)
+    assert np.max(np.abs(mass - 1.0)) < 1e-12 and a.m.min() >= -1e-14
+
+
+@pytest.mark.parametrize("runfile, n, nt", [("lq_mfg_2d.toml", [24, 20], 8), ("congestion_2d.toml", [24, 24], 8)])
+def test_scipy_baseline_solves_the_same_fixed_point(runfile, n, nt):
+    """The strong baseline (BiCGSTAB + Jacobi, numpy Anderson) reaches the same u and m."""
+    a = AndersonSolver(_problem(runfile, n, nt), tol=1e-9).solve()
+    b = scipy_anderson(_problem(runfile, n, nt), tol=1e-9)
+    assert a.converged and b["converged"]
+    assert abs(b["iterations"] - a.iterations) <= 2
+    np.testing.assert_allclose(b["u"], a.u, rtol=0, atol=1e-7 * np.max(np.abs(a.u)))
+    np.testing.assert_allclose(b["m"], a.m, rtol=0, atol=1e-7 * np.max(np.abs(a.m)))
+
+
+def test_iterations_flat_under_refinement():
+    """h and dt refined together (ν·dt/h² doubles): outer iterations do not grow and the
+    linear iterations per level solve grow at most 1.5× per refinement (the level solves
+    per outer iteration double with nt)."""
+    counts = []
+    for n, nt in (([33, 33], 6), ([65, 65], 12), ([129, 129], 24)):
+        sol = AndersonSolver(_problem("lq_mfg_2d.toml", n, nt, "time.T=0.5")).solve()
+        assert sol.converged
+        s = sol.stats
+        solves = s["hjb_newton_iterations"] + s["fp_solves"]
+        counts.append((sol.iterations, (s["hjb_linear_iterations"] + s["fp_linear_iterations"]) / solves))
+    its, linear = zip(*counts)
+    assert max(its[1:]) <= its[0], counts
+    assert all(b <= 1.5 * a for a, b in zip(linear, linear[1:])), counts
+
+
+def test_fallback_to_picard_when_a_sweep_fails(monkeypatch):
+    """A failing Anderson sweep hands over to damped Picard, which the status names."""
+    import mfgpde.solvers.anderson as anderson
+    pb = _problem("lq_mfg_1d.toml", [60], 10)
+    calls = []
+
+    def broken(self, snes, X, F):
+        calls.append(1)
+        raise anderson.SolverError("HJB Newton did not converge at t=0.5 (SNES reason -3)")
+    monkeypatch.setattr(anderson.AndersonSolver, "_evaluate", broken)
+    solver = AndersonSolver(pb, tol=1e-9, fallback=lambda: PicardSolver(pb, tol=1e-9))
+    sol = solver.solve()
+    assert calls and sol.converged and "Picard" in sol.status and "Anderson iteration 1" in sol.status
+
+
+def test_unconverged_anderson_is_reported(tmp_path):
+    """Out of iterations while the residual still falls: not converged (exit 3), no fallback."""
+    r = mfgpde("run", RUNS / "lq_mfg_2d.toml", "--set", "grid.n=[24,20]", "--set", "time.nt=8",
+               "--set", "solver.max_iterations=3", "--set", "output.plots=false", "-o", tmp_path / "o.h5")
+    assert r.returncode == 3 and "3 Anderson iterations" in r.stderr and "Picard" not in r.stdout + r.stderr
+    assert not (tmp_path / "o.h5").exists() and (tmp_path / "o.unconverged.h5").exists()
+
+
+def test_restart_from_a_checkpoint_reaches_the_answer(tmp_path):
+    """Anderson's checkpoint holds u and the density of its last sweep; a restart from it
+    converges to the uninterrupted solution within the tolerance (the mixing history is
+    not saved, so not bitwise)."""
+    study = [RUNS / "congestion_2d.toml", "--set", "grid.n=[24,24]", "--set", "time.nt=8",
+             "--set", "output.plots=false", "--set", "solver.tolerance=1e-10"]
+    full = mfgpde("run", *study, "-o", tmp_path / "full.h5")
+    assert full.returncode == 0, full.stderr
+    part = mfgpde("run", *study, "--set", "solver.max_iterations=4", "--set", "output.checkpoint_every=1",
+                  "-o", tmp_path / "part.h5")
+    assert part.returncode == 3 and (tmp_path / "part.ckpt.h5").exists()
+    done = mfgpde("run", *study, "--restart", tmp_path / "part.ckpt.h5", "-o", tmp_path / "part.h5")
+    assert done.returncode == 0, done.stderr
+    with h5py.File(tmp_path / "full.h5") as f, h5py.File(tmp_path / "part.h5") as g:
+        assert g["history/iteration"][0] == 1 and g.attrs["iterations"] > 4
+        for k in ("u", "m"):
+            a, b = f["solution"][k][()], g["solution"][k][()]
+            assert np.max(np.abs(a - b)) < 1e-8 * np.max(np.abs(a)), k
+
+
+def _grid(dim, cells, ranks):
+    return SimpleNamespace(dim=dim, n=[cells] * dim, comm=SimpleNamespace(Get_size=lambda: ranks))
+
+
+@pytest.mark.parametrize("dim, cells, ranks, ratio, choice", [
+    (1, 1000, 1, 1e3, "lu"),                      # 1-D, one rank: tridiagonal LU
+    (1, 1000, 2, 0.5, "ilu"),                     # 1-D over ranks: no serial factor
+    (2, 65, 1, 0.5, "ilu"),                       # small 2-D, dominant diagonal
+    (2, 65, 1, 2 * ILU_MAX_RATIO, "lu"),          # small 2-D, ILU would need many iterations
+    (2, 257, 1, ILU_MAX_RATIO, "ilu"),
+    (2, 257, 1, 1.01 * ILU_MAX_RATIO, "amg"),
+    (2, 65, 2, 2 * ILU_MAX_RATIO, "amg"),         # small 2-D over ranks
+    (3, 16, 1, 2 * ILU_MAX_RATIO, "amg"),         # 3-D never factored (fill)
+    (3, 16, 1, 1.0, "ilu"),
+])
+def test_level_solver_rule(dim, cells, ranks, ratio, choice):
+    assert level_solver(_grid(dim, cells, ranks), ratio) == choice
+
+
+@pytest.mark.parametrize("ratio_sets, pc", [(["time.T=0.5"], "bjacobi"), (["time.T=100.0"], "hypre")])
+def test_rule_sets_the_solver_and_options_override_it(ratio_sets, pc):
+    """The rule's choice is what the HJB and Fokker–Planck solvers get; -hjb_pc_type wins."""
+    from petsc4py import PETSc
+    from mfgpde.solvers import FPSolver, HJBSolver
+    pb = _problem("lq_mfg_2d.toml", [150, 150], 4, *ratio_sets)
+    assert HJBSolver(pb).snes.getKSP().getPC().getType() == pc
+    assert FPSolver(pb).ksp.getPC().getType() == pc
+    opts = PETSc.Options()
+    opts.setValue("hjb_pc_type", "jacobi")
+    try:
+        assert HJBSolver(pb).snes.getKSP().getPC().getType() == "jacobi"
+    finally:
+        opts.delValue("hjb_pc_type")
+
