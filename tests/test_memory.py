@@ -24,6 +24,12 @@ def _run(args, env=None, preexec=None, code=None):
     return os.waitstatus_to_exitcode(status), text, time.perf_counter() - start, usage.ru_maxrss / 1024
 
 
+def _floor_mb():
+    """The peak a child that only imports mfgpde's solvers reports: a forked child's peak
+    includes this test process's resident memory at the fork, so refusals are compared to it."""
+    return _run(None, code="import petsc4py; petsc4py.init(); import mfgpde.runner")[3]
+
+
 def _address_space(limit):
     return lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, resource.RLIM_INFINITY))
 
@@ -78,7 +84,7 @@ def test_huge_grid_refused_in_under_a_second_without_allocating():
     code_, text, wall, peak = _run(None, code=code)
     assert code_ == 0 and "grid.n: 100 steps on [20000, 20000] cells" in text and "GiB limit" in text, text
     assert float(text.split()[0]) < 1.0, text
-    assert wall < 10 and peak < 300, (wall, peak)
+    assert wall < 10 and peak < _floor_mb() + 100, (wall, peak)
 
 
 @pytest.mark.parametrize("runfile, sets, key", [
@@ -93,7 +99,7 @@ def test_every_family_refuses_before_allocating(tmp_path, runfile, sets, key):
     args = ["run", RUNS / runfile, "-o", tmp_path / "o.h5"] + [a for s in sets for a in ("--set", s)]
     code, text, wall, peak = _run(args)
     line = _one_line((code, text), f"mfgpde: error: {key}:", "(estimate), more than the")
-    assert peak < 300 and not (tmp_path / "o.h5").exists(), (peak, line)
+    assert peak < _floor_mb() + 100 and not (tmp_path / "o.h5").exists(), (peak, line)
 
 
 def test_ranks_of_one_node_are_summed(tmp_path):
