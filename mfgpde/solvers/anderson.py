@@ -54,9 +54,6 @@ class AndersonSolver:
             opts.setValue("anderson_snes_anderson_m", depth)
         snes.setFromOptions()
 
-    def close(self):
-        self.snes.destroy()
-
     # -- the unknown and the densities the model sees ---------------------------------
     def _means(self, m_path):
         """(nt+1, dim) means ∫ x m^n dx, on every rank."""
