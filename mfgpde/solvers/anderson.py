@@ -79,7 +79,7 @@ class AndersonSolver:
 
     # -- SNES callbacks -------------------------------------------------------------
     def _evaluate(self, snes, X, F):
-        pb, grid = self.problem, self.problem.grid
+        grid = self.problem.grid
         x = X.getArray(readonly=True)
         densities = self._densities(x)
         self.u_prev[:], self.m_prev[:] = self.u, self.m
