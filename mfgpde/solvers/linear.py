@@ -3,12 +3,10 @@ be overridden from the options database (`-hjb_ksp_type`, `-fp_pc_type`, ...).""
 import numpy as np
 from petsc4py import PETSc
 
-# Level matrices I/dt − νΔ_h + drift, measured per solve to rtol 1e-10, set-up included
-# (docs/benchmarks.md): at 257² GMRES + ILU(0) takes 27 ms at ν·dt/h² = 2.3 and 56 ms at
-# 6.9, where BoomerAMG takes 73 and 82 ms; at 23 ILU takes 156 ms and BoomerAMG 99 ms
-# (8 iterations at any ratio).  GAMG's smoothed aggregation stalls above ~50.
+# Crossovers measured per solve to rtol 1e-10, set-up included (docs/benchmarks.md):
+# BoomerAMG's iteration count stays flat while ILU's grows with ν·dt/h²; GAMG stalls.
 ILU_MAX_RATIO = 12.0
-DIRECT_MAX_POINTS = 20_000  # 2-D, one rank: sparse LU (1.9 ms at 65²) beats ILU where ILU needs many iterations
+DIRECT_MAX_POINTS = 20_000  # 2-D, one rank: sparse LU beats ILU where ILU needs many iterations
 
 
 def dominance(grid, nu, dt):
