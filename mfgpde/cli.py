@@ -24,6 +24,7 @@ import errno
 import os
 import pathlib
 import sys
+import time
 
 EXIT_BAD_INPUT, EXIT_NOT_CONVERGED = 2, 3
 EXIT_WRITE_FAILED = 4
@@ -158,10 +159,11 @@ def _stop(message, code):
 
 
 def _run(args):
+    from . import families
     from .config import ConfigError, load
     from .io import OutputError
     from .restart import Interrupted, checkpoint_path
-    from .runner import apply_petsc_options, check_paths, run
+    from .runner import check_paths
     from .solvers import SolverError
     from .stop import StopRequested, parse_duration, watch
     from mpi4py import MPI
@@ -183,16 +185,7 @@ def _run(args):
         cfg["output"]["file"] = str(out)
         checkpoint = checkpoint_path(out, cfg) if "checkpoint_file" in cfg["output"] else None
         check_paths(out, MPI.COMM_WORLD, checkpoint, runfile=args.runfile, restart=args.restart)
-        if "petsc" not in cfg:  # a discrete-time Stackelberg game: the master equation
-            from .master_runner import run_master
-            solution, written = run_master(cfg, out, restart=args.restart)
-        elif "x0" in cfg["grid"]:  # a continuous-time leader-follower game: the master system
-            from .leader_follower_runner import run_leader_follower
-            apply_petsc_options(cfg["petsc"])
-            solution, written = run_leader_follower(cfg, out, restart=args.restart)
-        else:
-            apply_petsc_options(cfg["petsc"])
-            solution, written = run(cfg, out, restart=args.restart)
+        solution, written = families.of(cfg).run(cfg, out, restart=args.restart)
     except ConfigError as e:
         _fail(str(e))
     except Interrupted as e:
@@ -211,6 +204,8 @@ def _run(args):
             _fail(f"petsc: PETSc refused the solver options during the solve: {reason} (error code "
                   f"{e.ierr}); no solution written")
         _fail(f"solve failed: PETSc error: {reason} (error code {e.ierr}); no solution written", EXIT_NOT_CONVERGED)
+    except Exception as e:  # noqa: BLE001  an exception inside a user's model file: one line naming it
+        _user_model_failed(e)
     if not solution.converged:
         _fail(f"{solution.status}; iterates and history written to {written}, not to {out}",
               EXIT_NOT_CONVERGED)
@@ -228,6 +223,25 @@ def _run(args):
             except OutputError as e:
                 _fail(f"{e}; the result {written} is written and kept", EXIT_WRITE_FAILED)
     return 0
+
+
+def _user_model_failed(error):
+    """One line naming the file and line of a user's model where `error` was raised, status
+    2; under mpirun the rank that failed aborts the job (the others may wait for it), ranks
+    other than 0 a moment later, so that a failure on every rank is told once.
+    Re-raises an error that did not come from a user's file."""
+    from mpi4py import MPI
+    from .models.registry import user_error
+    where = user_error(error)
+    if where is None:
+        raise error
+    message = f"mfgpde: error: model source failed: {where}; no solution written"
+    if MPI.COMM_WORLD.Get_size() > 1:
+        if MPI.COMM_WORLD.Get_rank() > 0:
+            time.sleep(2.0)
+        print(message, file=sys.stderr, flush=True)
+        MPI.COMM_WORLD.Abort(EXIT_BAD_INPUT)
+    _fail(message.split("error: ", 1)[1])
 
 
 def _out_of_memory(error):

@@ -1,12 +1,14 @@
 """Run files: TOML read as data, `--set section.key=value` overrides, validation.
 
-Sections: [model] (name + the model's parameters), [grid], [time], [solver],
-[output], [petsc].  Every problem is a ConfigError whose message names the key.
+Sections: [model] (name, source + the model's parameters), [grid], [time], [solver],
+[output], [petsc]; which sections and keys exist depends on the game family of the model.
+Every problem is a ConfigError whose message names the key.
 """
 import math
+import pathlib
 import tomllib
 
-from .grids import BOUNDARIES
+from .grids.boundary import BOUNDARIES
 from .stop import parse_duration
 
 
@@ -64,7 +66,7 @@ def load(path, overrides=()):
         if not isinstance(target, dict):
             raise ConfigError(f"[{section}]: must be a table")
         target[name.strip()] = parse_value(text.strip())
-    return validate(data)
+    return validate(data, base=pathlib.Path(path).parent)
 
 
 # discrete-time Stackelberg games (the master equation over the simplex of population states)
@@ -88,14 +90,28 @@ LEADER_FOLLOWER_DEFAULTS = {
 }
 
 
-def validate(data):
-    from .models.discrete import discrete_models
-    from .models.leader_follower import leader_follower_models
-    name = data["model"].get("name") if isinstance(data.get("model"), dict) else None
-    if name in discrete_models():
-        return _validate_discrete(data)
-    if name in leader_follower_models():
-        return _validate_leader_follower(data)
+def validate(data, base=None):
+    """The resolved configuration of a run file's data: [model] source (a user's model file,
+    relative to `base`) is imported first, then the model's family decides the schema."""
+    from .models import ModelError, registry
+    model = data.get("model", {})
+    if not isinstance(model, dict):
+        raise ConfigError("[model]: must be a table")
+    try:
+        if "source" in model:
+            registry.load_source(model["source"], base)
+        if "name" not in model:
+            raise ConfigError("model.name: missing")
+        if not isinstance(model["name"], str):
+            raise ConfigError("model.name: must be a string")
+        family = registry.family(model["name"])
+    except ModelError as e:
+        raise ConfigError(str(e)) from None
+    return {"mfg": _validate_mfg, "discrete": _validate_discrete,
+            "leader_follower": _validate_leader_follower}[family](data)
+
+
+def _validate_mfg(data):
     unknown = sorted(set(data) - set(DEFAULTS))
     if unknown:
         raise ConfigError(f"[{unknown[0]}]: unknown section (known: {', '.join(DEFAULTS)})")
@@ -119,7 +135,7 @@ def validate(data):
     _check_output(cfg["output"])
     if cfg["output"]["plot_times"] and not all(0 <= v <= cfg["time"]["T"] for v in cfg["output"]["plot_times"]):
         raise ConfigError(f"output.plot_times: times must lie in [0, T = {cfg['time']['T']}]")
-    _check_names(cfg)
+    _check_petsc(cfg)
     return cfg
 
 
@@ -235,10 +251,8 @@ def _sections(data, schema, kind):
     return cfg
 
 
-def _check_names(cfg):
-    """model.name a string; [petsc] values scalars."""
-    if not isinstance(cfg["model"]["name"], str):
-        raise ConfigError("model.name: must be a string")
+def _check_petsc(cfg):
+    """[petsc] values scalars."""
     for key, value in cfg["petsc"].items():
         if not isinstance(value, (str, int, float, bool)):
             raise ConfigError(f"petsc.{key}: must be a string, number or boolean")
@@ -312,5 +326,5 @@ def _validate_leader_follower(data):
     times = cfg["output"]["plot_times"]
     if times and not all(0 <= v <= cfg["time"]["T"] for v in times):
         raise ConfigError(f"output.plot_times: times must lie in [0, T = {cfg['time']['T']}]")
-    _check_names(cfg)
+    _check_petsc(cfg)
     return cfg

@@ -22,7 +22,7 @@ from .config import ConfigError
 from .grids import Grid
 from .io import on_root, write_result
 from .models import ModelError
-from .models.leader_follower import create_leader_follower
+from .models import create, parameters
 from .restart import FamilyCheckpointer, checkpoint_path, load_family_state
 from .runner import check_paths
 from .solvers.leader_follower import COUNTS, LeaderFollowerSolver
@@ -35,10 +35,10 @@ SAMPLES = 9  # points per axis where errors are measured
 def build(cfg, comm=None, verbose=False):
     """Model, the leader's (x0, z) and the follower's (x0, x1, z) grids, the solver, and the
     reference Riccati solution (None where the model has none)."""
-    params = {k: v for k, v in cfg["model"].items() if k != "name"}
+    params = parameters(cfg["model"])
     g, T = cfg["grid"], cfg["time"]["T"]
     try:
-        model = create_leader_follower(cfg["model"]["name"], **params)
+        model = create(cfg["model"]["name"], **params)
         reference = model.lq_reference(T)
     except ModelError as e:
         raise ConfigError(str(e)) from None

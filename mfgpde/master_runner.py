@@ -12,7 +12,7 @@ from .config import DISCRETE_DEFAULTS, ConfigError
 from .grids import SimplexGrid
 from .io import on_root, write_result
 from .models import ModelError
-from .models.discrete import create_discrete
+from .models import create, parameters
 from .restart import FamilyCheckpointer, checkpoint_path, load_family_state
 from .runner import check_paths, unconverged_path
 from .solvers.master import MasterSolver, Stage, follower_exploitability, leader_gain
@@ -36,9 +36,9 @@ class MasterResult:
 
 
 def build(cfg):
-    params = {k: v for k, v in cfg["model"].items() if k != "name"}
+    params = parameters(cfg["model"])
     try:
-        model = create_discrete(cfg["model"]["name"], **params)
+        model = create(cfg["model"]["name"], **params)
     except ModelError as e:
         raise ConfigError(str(e)) from None
     z1 = cfg["time"]["z1"]

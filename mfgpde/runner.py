@@ -13,7 +13,7 @@ from .config import ConfigError
 from .grids import Grid
 from .io import OutputError, on_root, remove_stale_temporaries, temporary_path, write_result
 from .io.xdmf import mesh_points, xdmf_path, xdmf_text
-from .models import MFGModel, ModelError, create_model
+from .models import MFGModel, ModelError, create, parameters
 from .restart import Checkpointer, Interrupted, checkpoint_path, load_state
 from .stop import StopRequested, poll, watch
 from .solvers import (AndersonSolver, HistoryMonitor, MassMonitor, MFGProblem, NewtonCoupling, PicardSolver,
@@ -37,11 +37,11 @@ def apply_petsc_options(table):
 
 def build_problem(cfg, comm=None):
     """Grid, model and problem from the configuration; bad values raise ConfigError."""
-    params = {k: v for k, v in cfg["model"].items() if k != "name"}
+    params = parameters(cfg["model"])
     g = cfg["grid"]
     _check_memory(cfg, comm, _populations(params))  # before the model: its populations' weights
     try:
-        model = create_model(cfg["model"]["name"], len(g["n"]), **params)
+        model = create(cfg["model"]["name"], len(g["n"]), **params)
         model.set_horizon(cfg["time"]["T"])
     except ModelError as e:
         raise ConfigError(str(e)) from None

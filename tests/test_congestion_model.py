@@ -9,7 +9,7 @@ import pytest
 petsc4py.init()
 from mfgpde.config import load  # noqa: E402
 from mfgpde.grids import Grid  # noqa: E402
-from mfgpde.models import Density, ModelError, create_model  # noqa: E402
+from mfgpde.models import Density, ModelError, create  # noqa: E402
 from mfgpde.runner import build_problem  # noqa: E402
 from mfgpde.solvers import MassMonitor, MFGProblem, PicardSolver, check_finite  # noqa: E402
 
@@ -21,7 +21,7 @@ COUPLINGS = [dict(coupling="power", alpha=1.0), dict(coupling="power", alpha=2.5
 def _model(dim, **kw):
     attractors = [[-0.7] * dim, [0.9] + [0.3] * (dim - 1)]
     params = dict(c_m=1.3, v0=1.7, w=0.4, s_T=0.8, target=0.2, attractors=attractors, **kw)
-    return create_model("congestion", dim, **params)
+    return create("congestion", dim, **params)
 
 
 def _point(dim, n=50, seed=0):
@@ -96,10 +96,10 @@ def test_pieces_have_the_documented_form(dim):
 
 def test_default_attractor_is_right_of_centre():
     for dim in (1, 2, 3):
-        model = create_model("congestion", dim)
+        model = create("congestion", dim)
         np.testing.assert_array_equal(model.attractors, [[0.5] + [0.0] * (dim - 1)])
     # in 1-D a bare number is a point
-    np.testing.assert_array_equal(create_model("congestion", 1, attractors=[-1, 1]).attractors, [[-1.0], [1.0]])
+    np.testing.assert_array_equal(create("congestion", 1, attractors=[-1, 1]).attractors, [[-1.0], [1.0]])
 
 
 @pytest.mark.parametrize("dim, key, value, message", [
@@ -129,7 +129,7 @@ def test_default_attractor_is_right_of_centre():
 ])
 def test_bad_parameters_are_named(dim, key, value, message):
     with pytest.raises(ModelError) as err:
-        create_model("congestion", dim, **{key: value})
+        create("congestion", dim, **{key: value})
     assert str(err.value).startswith(message), str(err.value)
 
 
@@ -142,7 +142,7 @@ def test_run_files_build(name):
 
 
 def _solve(grid, nt=20, **params):
-    model = create_model("congestion", 1, attractors=[[-0.8], [0.8]], v0=2.0, w=0.3,
+    model = create("congestion", 1, attractors=[[-0.8], [0.8]], v0=2.0, w=0.3,
                          sigma=0.5, mu0=-0.3, s0=0.3, **params)
     pb = MFGProblem(grid, model, 1.0, nt)
     solver = PicardSolver(pb, damping=0.5, tol=1e-8, max_iterations=100,

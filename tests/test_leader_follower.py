@@ -8,7 +8,7 @@ from petsc4py import PETSc
 
 from conftest import RUNS, mfgpde
 from mfgpde.grids import Grid
-from mfgpde.models.leader_follower import create_leader_follower
+from mfgpde.models import create
 from mfgpde.solvers.leader_follower import LeaderFollowerSolver
 
 LQ = RUNS / "stackelberg_lq.toml"
@@ -18,7 +18,7 @@ SMALL = ["--set", "time.T=1.0", "--set", "output.plots=false"]
 def solver(n=8, nt=4, name="stackelberg_lq", L=2.0, coupling="lagged", **params):
     g0 = Grid([-L, -L], [L, L], [n, n], names=("x0", "z"))
     g1 = Grid([-L] * 3, [L] * 3, [n, n, n], names=("x0", "x1", "z"))
-    return LeaderFollowerSolver(create_leader_follower(name, **params), g0, g1, T=1.0, nt=nt, coupling=coupling)
+    return LeaderFollowerSolver(create(name, **params), g0, g1, T=1.0, nt=nt, coupling=coupling)
 
 
 def random_level(s, seed=0):

@@ -6,11 +6,11 @@ import pytest
 
 from conftest import RUNS, mfgpde
 from mfgpde.grids import SimplexGrid
-from mfgpde.models.discrete import StackelbergModel
+from mfgpde.models import DiscreteGameModel
 from mfgpde.solvers.master import MasterSolver, follower_exploitability
 
 
-class Threshold(StackelbergModel):
+class Threshold(DiscreteGameModel):
     """Action 1 pays b − ½, action 0 nothing; the next state is the action.  The leader
     earns (1 − b) per follower on action 1.  One step: followers take 1 iff b > ½."""
     name = "threshold"
@@ -79,8 +79,8 @@ def test_leader_without_effect_gives_the_plain_mean_field_equilibrium():
 
 
 def test_followers_cannot_gain_along_the_infection_path():
-    from mfgpde.models.discrete import create_discrete
-    model = create_discrete("infection")
+    from mfgpde.models import create
+    model = create("infection")
     solver = MasterSolver(model, SimplexGrid(2, 20), leader_points=11)
     levels = solver.finite(8)
     zero = (np.zeros((21, 2)), np.zeros(21))

@@ -10,7 +10,7 @@ import pytest
 petsc4py.init()
 from conftest import RUNS, mfgpde  # noqa: E402
 from mfgpde.grids import Grid  # noqa: E402
-from mfgpde.models import create_model  # noqa: E402
+from mfgpde.models import create  # noqa: E402
 from mfgpde.solvers import MFGProblem, NewtonCoupling, PicardSolver  # noqa: E402
 from test_solvers import CrowdAversion  # noqa: E402,F401  (registers test_crowd_aversion)
 
@@ -44,7 +44,7 @@ def test_jacobian_matches_finite_differences(case, tmp_path):
 def test_jacobian_with_local_coupling():
     """H = ½|p|² − m: J·dX against a finite difference of the residual at a random state."""
     grid = Grid([-1.0], [1.0], [9])
-    pb = MFGProblem(grid, create_model("test_crowd_aversion", 1), 0.5, 3)
+    pb = MFGProblem(grid, create("test_crowd_aversion", 1), 0.5, 3)
     coupling = NewtonCoupling(pb, damping=1.0)
     snes = coupling.newton.snes
     X = coupling.newton.layout.create_vec()
@@ -73,7 +73,7 @@ def test_lq_newton_converges_fast_and_mesh_independently(dim):
     sizes = [(50, 10), (100, 20), (200, 40)] if dim == 1 else [(12, 4), (24, 8), (48, 16)]
     for n, nt in sizes:
         grid = Grid([-1.5, -2.4][:dim], [2.5, 1.6][:dim], [n] * dim)
-        sol, rows = _newton(create_model("lq_mfg", dim, rho=0.1, mu0=[0.5, -0.4][:dim]), grid, nt=nt)
+        sol, rows = _newton(create("lq_mfg", dim, rho=0.1, mu0=[0.5, -0.4][:dim]), grid, nt=nt)
         assert sol.converged, sol.status
         norms = [np.hypot(r.residual_u, r.residual_m) for r in rows]
         assert norms[-1] < 1e-10
@@ -93,7 +93,7 @@ def test_fieldsplit_krylov_iterations_stay_bounded_under_refinement(dim, linear)
     sizes = [(50, 10), (100, 20), (200, 40)] if dim == 1 else [(12, 4), (24, 8), (48, 16)]
     for n, nt in sizes:
         grid = Grid([-1.5, -2.4][:dim], [2.5, 1.6][:dim], [n] * dim)
-        model = create_model("lq_mfg", dim, rho=0.1, mu0=[0.5, -0.4][:dim])
+        model = create("lq_mfg", dim, rho=0.1, mu0=[0.5, -0.4][:dim])
         sol, rows = _newton(model, grid, nt=nt, linear=linear)
         assert sol.converged, sol.status
         per_step.append(rows[-1].linear_iterations / (len(rows) - 1))
@@ -106,7 +106,7 @@ def test_fieldsplit_krylov_iterations_stay_bounded_under_refinement(dim, linear)
 @pytest.mark.parametrize("dim", [1, 2])
 def test_newton_and_picard_agree(dim):
     grid = Grid([-2.0] * dim, [3.0] * dim, [40] if dim == 1 else [20, 18])
-    model = create_model("lq_mfg", dim, rho=0.1, mu0=[0.5, -0.3][:dim])
+    model = create("lq_mfg", dim, rho=0.1, mu0=[0.5, -0.3][:dim])
     newton, _ = _newton(model, grid, nt=10)
     picard = PicardSolver(MFGProblem(grid, model, 1.0, 10), damping=1.0, tol=1e-12, max_iterations=200).solve()
     assert newton.converged and picard.converged
@@ -116,7 +116,7 @@ def test_newton_and_picard_agree(dim):
 
 def test_newton_with_local_coupling_agrees_with_picard():
     grid = Grid([-1.5], [1.5], [60])
-    model = create_model("test_crowd_aversion", 1)
+    model = create("test_crowd_aversion", 1)
     newton, _ = _newton(model, grid, nt=20)
     picard = PicardSolver(MFGProblem(grid, model, 1.0, 20), damping=0.5, tol=1e-11, max_iterations=300).solve()
     assert newton.converged and picard.converged

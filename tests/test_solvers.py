@@ -6,7 +6,7 @@ import pytest
 
 petsc4py.init()
 from mfgpde.grids import Grid  # noqa: E402
-from mfgpde.models import Density, MFGModel, create_model, register  # noqa: E402
+from mfgpde.models import Density, MFGModel, create, register  # noqa: E402
 from mfgpde.solvers import MassMonitor, MFGProblem, PicardSolver, SolverError, check_finite  # noqa: E402
 from mfgpde.validation.study import moments_path  # noqa: E402
 
@@ -23,7 +23,7 @@ def _solve(model, grid, T=1.0, nt=20, **kw):
 def test_mass_conserved_and_density_nonnegative(dim, boundary):
     """Strong attraction (q = 8) pushes mass against the walls; mass stays 1 to 1e-12."""
     grid = Grid([-1.0] * dim, [1.5] * dim, [40] * dim if dim == 1 else [24, 20], boundary=boundary)
-    model = create_model("lq_mfg", dim, q=8.0, kappa=0.0, s=4.0, sigma=0.3, mu0=0.9, s0=0.25)
+    model = create("lq_mfg", dim, q=8.0, kappa=0.0, s=4.0, sigma=0.3, mu0=0.9, s0=0.25)
     sol = _solve(model, grid, nt=10, damping=1.0)
     assert sol.converged
     mass = grid.integrate(sol.m)
@@ -38,7 +38,7 @@ def test_pure_diffusion_exact_variance():
     """q = s = 0: u ≡ 0 and m solves the discrete heat equation, whose second moment grows
     by exactly σ² dt per implicit Euler step (Δ_h x² = 2): var(T) − var(0) = σ² T."""
     grid = Grid([-4.0], [4.0], [160], boundary="periodic")
-    model = create_model("lq_mfg", 1, q=0.0, s=0.0, kappa=0.0, sigma=0.5, mu0=0.0, s0=0.3)
+    model = create("lq_mfg", 1, q=0.0, s=0.0, kappa=0.0, sigma=0.5, mu0=0.0, s0=0.3)
     sol = _solve(model, grid, nt=25)
     assert sol.converged and np.max(np.abs(sol.u)) == 0.0
     _, var = moments_path(grid, sol.m)
@@ -47,7 +47,7 @@ def test_pure_diffusion_exact_variance():
 
 def test_unconverged_is_reported_not_hidden():
     grid = Grid([-2.0], [3.0], [30])
-    model = create_model("lq_mfg", 1, kappa=1.5)
+    model = create("lq_mfg", 1, kappa=1.5)
     sol = _solve(model, grid, nt=10, max_iterations=2, damping=0.3)
     assert not sol.converged
     assert sol.status.startswith("not converged") and "2 Picard iterations" in sol.status
@@ -56,7 +56,7 @@ def test_unconverged_is_reported_not_hidden():
 def test_bad_damping_refused():
     grid = Grid([0.0], [1.0], [10])
     with pytest.raises(ValueError, match="damping"):
-        PicardSolver(MFGProblem(grid, create_model("lq_mfg", 1), 1.0, 4), damping=1.5)
+        PicardSolver(MFGProblem(grid, create("lq_mfg", 1), 1.0, 4), damping=1.5)
 
 
 @register
@@ -91,9 +91,9 @@ class CrowdAversion(MFGModel):
 def test_new_model_needs_no_solver_change():
     """A local coupling f(m) = m spreads the crowd faster than diffusion alone."""
     grid = Grid([-1.5], [1.5], [60])
-    crowd = _solve(create_model("test_crowd_aversion", 1), grid, nt=20, damping=0.5)
+    crowd = _solve(create("test_crowd_aversion", 1), grid, nt=20, damping=0.5)
     assert crowd.converged
-    calm = _solve(create_model("lq_mfg", 1, q=0.0, s=0.0, kappa=0.0, sigma=0.4, mu0=0.0, s0=0.2),
+    calm = _solve(create("lq_mfg", 1, q=0.0, s=0.0, kappa=0.0, sigma=0.4, mu0=0.0, s0=0.2),
                   grid, nt=20)
     _, var_crowd = moments_path(grid, crowd.m)
     _, var_calm = moments_path(grid, calm.m)
@@ -112,7 +112,7 @@ def test_nan_stops_the_solve():
     register(NaNModel)
     grid = Grid([-1.0], [1.0], [20])
     with pytest.raises(SolverError):
-        _solve(create_model("test_nan", 1), grid, nt=4)
+        _solve(create("test_nan", 1), grid, nt=4)
 
 
 class Asymmetric(CrowdAversion):
@@ -127,7 +127,7 @@ def test_engquist_osher_hamiltonian_for_an_asymmetric_h():
     """At a peak both sides count: H_EO = h(p⁻) + h(p⁺) − h(0), continuous across the peak."""
     register(Asymmetric)
     grid = Grid([0.0], [3.0], [3])
-    pb = MFGProblem(grid, create_model("test_asymmetric", 1), 1.0, 1)
+    pb = MFGProblem(grid, create("test_asymmetric", 1), 1.0, 1)
     zero = np.zeros(3)
     # u = (0, 1, 1 + right): at the middle cell p⁻ = 1 and p⁺ = right (h = 1), u^{n+1} = u, ρ = 0
     for right in (-0.99, -0.6, -0.4, 0.3):

@@ -10,9 +10,7 @@ import numpy as np
 from mpi4py import MPI
 from petsc4py import PETSc
 
-REFLECTING = "reflecting"
-PERIODIC = "periodic"
-BOUNDARIES = (REFLECTING, PERIODIC)
+from .boundary import BOUNDARIES, PERIODIC, REFLECTING  # noqa: F401  (re-exported)
 
 
 class Grid:

@@ -10,7 +10,7 @@ import json
 import h5py
 import numpy as np
 
-from ..models import model_defaults
+from ..models import defaults
 from .hdf5 import CorruptFileError, verify, write_result
 
 KIND = "mfgpde-checkpoint"
@@ -96,7 +96,7 @@ def _resolved(cfg, section):
     as floats, a one-element list as its element (which the models broadcast)."""
     values = dict(cfg[section])
     if section == "model":
-        values = {**model_defaults(values.get("name")), **values}
+        values = {**defaults(values.get("name")), **values}
     return {key: _number(v) for key, v in values.items()}
 
 

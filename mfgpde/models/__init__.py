@@ -1,9 +1,14 @@
-"""Models, one file each, registered by name.  Solvers see only `MFGModel`."""
+"""Models, one file each, registered by name with their game family.  Solvers see only
+the family bases (`MFGModel`, `LeaderFollowerModel`, `DiscreteGameModel`)."""
 from . import lq_mfg  # noqa: F401  (registers)
 from . import congestion  # noqa: F401
 from . import robust_designer  # noqa: F401
 from . import infection, technology  # noqa: F401
 from . import lq_stackelberg, saturated_stackelberg  # noqa: F401
-from .base import Density, MFGModel, ModelError, available_models, create_model, model_defaults, register
+from .base import Density, MFGModel, ModelError
+from .discrete import DiscreteGameModel
+from .leader_follower import LeaderFollowerModel
+from .registry import create, defaults, family, load_source, lookup, models, parameters, register
 
-__all__ = ["Density", "MFGModel", "ModelError", "available_models", "create_model", "model_defaults", "register"]
+__all__ = ["Density", "DiscreteGameModel", "LeaderFollowerModel", "MFGModel", "ModelError", "create", "defaults",
+           "family", "load_source", "lookup", "models", "parameters", "register"]

@@ -19,8 +19,6 @@ import numpy as np
 
 from ..config import HUGE, TINY
 
-_REGISTRY = {}
-
 
 class ModelError(ValueError):
     """A model parameter is missing, unknown or invalid; the message names it."""
@@ -45,6 +43,8 @@ class MFGModel:
 
     name = None
     parameters = {}
+    family = "mfg"
+    required = ("hamiltonian", "dH_dp", "terminal", "initial_density")
 
     def __init__(self, dim, **params):
         unknown = sorted(set(params) - set(self.parameters))
@@ -168,23 +168,3 @@ class MFGModel:
     def dg_dmean(self, x, density):
         """∂g/∂m̄_d per axis (used when couples_through_mean)."""
         return [0.0] * self.dim
-
-
-def register(cls):
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def available_models():
-    return sorted(_REGISTRY)
-
-
-def model_defaults(name):
-    """The default parameters of a registered model ({} for an unknown name)."""
-    return dict(_REGISTRY[name].parameters) if name in _REGISTRY else {}
-
-
-def create_model(name, dim, **params):
-    if name not in _REGISTRY:
-        raise ModelError(f"model.name: unknown model {name!r} (available: {', '.join(available_models())})")
-    return _REGISTRY[name](dim, **params)

@@ -15,7 +15,8 @@ infinite and dH_dm is −inf where m = 0: Newton on the whole system wants alpha
 """
 import numpy as np
 
-from .base import MFGModel, ModelError, register
+from .base import MFGModel, ModelError
+from .registry import register
 
 COUPLINGS = ("power", "log")
 _ONE_ON_THE_RIGHT = ((0.5,),)  # default `attractors`, padded with zeros to the dimension

@@ -13,14 +13,13 @@ import numpy as np
 from ..config import HUGE
 from .base import MFGModel, ModelError
 
-_REGISTRY = {}
-
-
-class StackelbergModel(MFGModel):
+class DiscreteGameModel(MFGModel):
     """Subclasses set `name`, `parameters`, `states`, `actions` (labels) and implement
     transition, follower_reward, leader_reward; `leader_actions()` returns a list of
     values or a (low, high) tuple for an interval.  `delta` is the discount factor."""
 
+    family = "discrete"
+    required = ("leader_actions", "transition", "follower_reward", "leader_reward")
     states = ()
     actions = ()
 
@@ -56,21 +55,6 @@ class StackelbergModel(MFGModel):
             raise ModelError(f"model.{key}: an interval [low, high] with low < high (magnitudes at most {HUGE:g}), "
                              f"got {value!r}")
         return float(value[0]), float(value[1])
-
-
-def register_discrete(cls):
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def discrete_models():
-    return sorted(_REGISTRY)
-
-
-def create_discrete(name, **params):
-    if name not in _REGISTRY:
-        raise ModelError(f"model.name: unknown model {name!r}")
-    return _REGISTRY[name](**params)
 
 
 def population_update(z, policy, Q):

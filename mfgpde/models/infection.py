@@ -10,11 +10,12 @@ undefined constant in place of λ).
 """
 import numpy as np
 
-from .discrete import StackelbergModel, register_discrete
+from .discrete import DiscreteGameModel
+from .registry import register
 
 
-@register_discrete
-class Infection(StackelbergModel):
+@register
+class Infection(DiscreteGameModel):
     name = "infection"
     states = ("healthy", "infected")
     actions = ("nothing", "repair")

@@ -16,12 +16,13 @@ import numpy as np
 
 from .base import MFGModel, ModelError
 
-_REGISTRY = {}
-
-
 class LeaderFollowerModel(MFGModel):
     """Subclasses set `name`, `parameters` (with sigma0, sigma, rho) and implement the
     drifts, costs and the two pointwise minimisers below."""
+
+    family = "leader_follower"
+    required = ("leader_drift", "follower_drift", "leader_cost", "follower_cost", "leader_control",
+                "follower_control")
 
     def __init__(self, **params):
         super().__init__(3, **params)
@@ -69,21 +70,6 @@ class LeaderFollowerModel(MFGModel):
         for key in ("sigma0", "sigma"):
             self._number(key, 0.0)
         self._number("rho", 0.0)
-
-
-def register_leader_follower(cls):
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def leader_follower_models():
-    return sorted(_REGISTRY)
-
-
-def create_leader_follower(name, **params):
-    if name not in _REGISTRY:
-        raise ModelError(f"model.name: unknown model {name!r}")
-    return _REGISTRY[name](**params)
 
 
 def control_slope(fn, *args):

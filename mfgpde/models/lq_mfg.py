@@ -7,7 +7,8 @@
 import numpy as np
 
 from ..closedforms import LQMFGClosedForm
-from .base import MFGModel, register
+from .base import MFGModel
+from .registry import register
 
 
 @register

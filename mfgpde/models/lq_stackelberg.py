@@ -10,12 +10,13 @@ no noise; σ0 = σ = 0.3 here).  Closed form: the Riccati system of
 """
 from ..closedforms.stackelberg_lq import DEFAULTS, StackelbergLQ
 from .base import ModelError
-from .leader_follower import LeaderFollowerModel, register_leader_follower
+from .leader_follower import LeaderFollowerModel
+from .registry import register
 
 SLIDES = {k: v for k, v in DEFAULTS.items() if k != "T"}
 
 
-@register_leader_follower
+@register
 class LQStackelberg(LeaderFollowerModel):
     name = "stackelberg_lq"
     parameters = dict(SLIDES)

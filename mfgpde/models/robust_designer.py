@@ -26,7 +26,8 @@ import numpy as np
 from ..closedforms.robust_designer import (GridClosedForm, RobustDesignerClosedForm, coalition_matrix,
                                            conjugate_time, neighbour_weights)
 from ..config import HUGE
-from .base import MFGModel, ModelError, register
+from .base import MFGModel, ModelError
+from .registry import register
 
 GRAPHS = ("none", "chain", "ring", "complete")
 

@@ -8,11 +8,11 @@ reduction to the population mean stays exact; there is no closed form.
 """
 import numpy as np
 
-from .leader_follower import register_leader_follower
+from .registry import register
 from .lq_stackelberg import SLIDES, LQStackelberg
 
 
-@register_leader_follower
+@register
 class SaturatedStackelberg(LQStackelberg):
     name = "stackelberg_saturated"
     parameters = {**SLIDES, "u0_max": 1.0, "kappa": 1.0}

@@ -11,11 +11,12 @@ paper gives no values for p1, p2, δ or the price range: the defaults here are o
 import numpy as np
 
 from .base import ModelError
-from .discrete import StackelbergModel, register_discrete
+from .discrete import DiscreteGameModel
+from .registry import register
 
 
-@register_discrete
-class Technology(StackelbergModel):
+@register
+class Technology(DiscreteGameModel):
     name = "technology"
     states = ("minus", "plus")
     actions = ("buy_minus", "buy_plus")
