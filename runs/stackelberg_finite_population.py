@@ -1,4 +1,4 @@
-"""Finite-population study of the LQ mean field Stackelberg game (slides' parameters, T = 12).
+"""Finite-population study of the LQ mean field Stackelberg game (Huang & Yang's parameters, T = 12).
 
 Usage:  python runs/stackelberg_finite_population.py [PNG]
         (PNG defaults to out/stackelberg_finite_population.png)

@@ -1,4 +1,4 @@
-"""Contracts under faults (issue 16): a NaN inside Newton, restarts inside Newton, and
+"""Contracts under faults: a NaN inside Newton, restarts inside Newton, and
 extreme inputs that must give exit 2 with one line naming the key (or a solution, or
 exit 3 with one line), never a traceback or a page of warnings."""
 import contextlib

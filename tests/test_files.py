@@ -1,4 +1,4 @@
-"""No path given by the user is destroyed, full disks and damaged files (issue 16): paths
+"""No path given by the user is destroyed, full disks and damaged files: paths
 that clash or cannot be written are refused before any work (exit 2); a write that fails
 (full disk) exits 4 with one line, the previous output and checkpoint intact and no
 temporary left; every byte a reader trusts is checksummed."""

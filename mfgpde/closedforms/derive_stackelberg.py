@@ -11,7 +11,7 @@ the Stackelberg feedbacks
 into  V_t = rho V - [L + V_x0 f0 + V_x1 f1 + V_z zdot + 1/2 sigma0^2 V_x0x0 + 1/2 sigma^2 V_x1x1]
 and reads dP/dt off the monomials x0^2, x1^2, z^2, x0 x1, x0 z, x1 z, 1 (a cross coefficient
 P_ij carries the factor 2 of the ansatz).  :func:`slides_equations` transcribes the nine ODEs
-printed on the slides (Huang & Yang, IPAM 2020, scalar case, K_0^0 = K00, K_1^0 = K10,
+as printed by Huang & Yang (2020, scalar case, K_0^0 = K00, K_1^0 = K10,
 P_0^0 = P00, P_1^0 = P10, P_01^0 = P010) and :func:`compare_with_slides` says which agree.
 """
 
@@ -66,7 +66,7 @@ def derive():
 
 
 def slides_equations():
-    """The nine Riccati ODEs as printed on the slides (scalar case); dict name -> dP/dt."""
+    """The nine Riccati ODEs as printed by Huang & Yang (2020, scalar case); dict name -> dP/dt."""
     s = symbols()
     k = gains(s)
     K00, K10, K0, K1, K2 = (k[n] for n in ("K00", "K10", "K0", "K1", "K2"))

@@ -1,5 +1,5 @@
-"""Riccati closed forms of the robust crowd-seeking designer game (Bauso & Başar 2016,
-seed 004), derived here from the PDEs rather than copied from the paper.
+"""Riccati closed forms of the robust crowd-seeking designer game (Bauso & Başar
+2016), derived here from the PDEs rather than copied from the paper.
 
 State x ∈ R^q, dx = (Bu − w) dt + σ dW, running cost ½[(ρ − x)ᵀQ(ρ − x) + uᵀRu − wᵀΓw],
 terminal ½(ρ − x)ᵀS(ρ − x), where the tracked signal ρ is the population's own mean m̄

@@ -40,7 +40,7 @@ a = A + B K1, c = B K2 + D K10 + F, m = a + c), the Riccati system (derived with
     r0'   = rho r0 - sigma0^2 P00
     r1'   = rho r1 - sigma0^2 P0 - sigma^2 P1
 
-Differences with the nine ODEs printed on the slides (K_0^0 = K00, K_1^0 = K10, P_0^0 = P00,
+Differences with the nine ODEs printed by Huang & Yang 2020 (K_0^0 = K00, K_1^0 = K10, P_0^0 = P00,
 P_1^0 = P10, P_01^0 = P010; :func:`~mfgpde.closedforms.derive_stackelberg.compare_with_slides`
 finds exactly these two, the other seven agree identically):
 
@@ -49,7 +49,7 @@ finds exactly these two, the other seven agree identically):
     P10' : printed  -2 P010 (B0 K00 + F0),       correct  -2 P010 (B0 K10 + F0)
            (the z^2 term of V0_x0 f0 = 2 (P00 x0 + P010 z)(a00 x0 + a0z z) has a0z, not a00)
 
-The printed system has no r0, r1 (the slides have no noise).
+The printed system has no r0, r1 (the printed game has no noise).
 """
 import numpy as np
 from scipy.integrate import solve_ivp
@@ -65,7 +65,7 @@ BLOW_UP = 1e8
 class StackelbergLQ:
     """Equilibrium of the LQ mean field Stackelberg game of the module docstring.
 
-    Keyword parameters as in DEFAULTS (the slides' set plus sigma0 = sigma = 0.3).  The Riccati
+    Keyword parameters as in DEFAULTS (Huang & Yang's set plus sigma0 = sigma = 0.3).  The Riccati
     system is integrated backward from 0 at T (DOP853, rtol 1e-10, atol 1e-12, dense output);
     ValueError if a parameter is out of range or the solution blows up before t = 0.
     """

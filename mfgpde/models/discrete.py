@@ -1,4 +1,4 @@
-"""The interface of discrete-time Stackelberg mean field games (Vasal & Berry, seed 003,
+"""The interface of discrete-time Stackelberg mean field games (Vasal & Berry 2022,
 Section V: a leader without private type), and their registry by name.
 
 Followers have finitely many states x ∈ X and actions a ∈ A; the population state is

@@ -1,4 +1,4 @@
-"""Infection spread with a vaccination price (Vasal & Berry, seed 003, Section VI-A).
+"""Infection spread with a vaccination price (Vasal & Berry 2022, Section VI-A).
 
 States: healthy (0), infected (1); actions: nothing (0), repair (1).  A healthy node that
 does nothing is infected with probability q·z(infected); a repair makes the node healthy;

@@ -1,4 +1,4 @@
-"""The interface of continuous-time mean field Stackelberg games (Huang & Yang, seed 000)
+"""The interface of continuous-time mean field Stackelberg games (Huang & Yang 2020)
 whose values depend on the population through its mean z, and their registry by name.
 
 Leader x0, representative follower x1 (scalar states and controls):

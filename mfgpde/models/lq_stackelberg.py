@@ -1,10 +1,10 @@
-"""Linear–quadratic mean field Stackelberg game (Huang & Yang, seed 000), scalar states:
+"""Linear–quadratic mean field Stackelberg game (Huang & Yang 2020), scalar states:
 
     f0 = A0 x0 + B0 u0 + F0 z,                    L0 = Q0 (x0 − Γ0 z)² + R0 u0²,
     f  = A x1 + B u1 + D u0 + F z + G x0,         L  = Q (x1 − Γ1 x0 − Γ2 z)² + R u1² + R1 u0² + 2 R2 u0 u1,
 
 noise σ0 (leader), σ (follower), discount ρ; R, R0 > 0, and the Riccati solution must
-exist on [0, T] (checked when the horizon is set: a negative Q can make it blow up).  Defaults: the slides' parameters (they give
+exist on [0, T] (checked when the horizon is set: a negative Q can make it blow up).  Defaults: Huang & Yang's parameters (they give
 no noise; σ0 = σ = 0.3 here).  Closed form: the Riccati system of
 `mfgpde.closedforms.stackelberg_lq`.
 """

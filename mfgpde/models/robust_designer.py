@@ -1,4 +1,4 @@
-"""Robust crowd-seeking designers (Bauso & Başar 2016, seed 004): an HJI equation.
+"""Robust crowd-seeking designers (Bauso & Başar 2016): an HJI equation.
 
 Excess x ∈ R^q of an n-player TU game, q = 2ⁿ − 1 coalitions; dx = (Bu − w) dt + σ dW with
 B the coalition incidence (q×n); the designer (allocation u) minimises and the adversary

@@ -1,4 +1,4 @@
-"""Technology adoption with stickiness and a price-setting firm (Vasal & Berry, seed 003,
+"""Technology adoption with stickiness and a price-setting firm (Vasal & Berry 2022,
 Section VI-B).
 
 States: preference −1 or +1 (indices 0, 1); actions: buy product −1 or +1.  A follower's

@@ -1,4 +1,4 @@
-"""The reduced master system of a mean field Stackelberg game (seed 000), backward in time
+"""The reduced master system of a mean field Stackelberg game (Huang & Yang 2020), backward in time
 with zero terminal values:
 
     leader,   on (x0, z):      ρV0 = ∂tV0 + ½σ0² ∂²x0 V0 + min_u0 [L0 + f0 ∂x0V0 + ż(u0) ∂zV0]

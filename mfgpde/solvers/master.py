@@ -1,5 +1,5 @@
-"""The Stackelberg master equation of a discrete-time mean field game (Vasal & Berry,
-seed 003, Section V), backward over a grid of the simplex of population states:
+"""The Stackelberg master equation of a discrete-time mean field game (Vasal & Berry
+2022, Section V), backward over a grid of the simplex of population states:
 
     q(x, a; z, b, γ) = R^f(z, x, a, b) + δ Σ_x' Q(x' | z, x, a, b) V^f_{t+1}(z', x'),
     z' = φ(z, b, γ),   γ ∈ E(z, b)  ⇔  γ(a|x) > 0 only where q(x, a) = max_a' q(x, a'),
@@ -10,7 +10,7 @@ The leader is scored with the followers' response to each candidate b (the paper
 prints the equilibrium response there, which would make it a Nash best response).  E(z, b)
 is enumerated: every pure prescription, and every prescription where one state mixes
 between two actions (its indifference solved for the mixing probability).  Where E has
-several members the leader is optimistic (best for it) or pessimistic (worst, seed 001).
+several members the leader is optimistic (best for it) or pessimistic (worst; Guo, Hu & Zhang 2022).
 Values between grid points are interpolated linearly; rows of z are independent, so the
 grid's points are split over MPI ranks and the result does not depend on their number.
 """

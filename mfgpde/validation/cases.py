@@ -28,7 +28,7 @@ CASES = {
                                "Q": 4.0, "Gamma": 4.0},
                      "grid": {"lower": [-2.0], "upper": [2.0]}, "T": 2.0, "damping": 0.5,
                      "resolutions": [(50, 25), (100, 50), (200, 100)]},
-    # the LQ mean field Stackelberg game with the slides' parameters (seed 000): V0, V1 and the
+    # the LQ mean field Stackelberg game with Huang & Yang's (2020) parameters: V0, V1 and the
     # feedbacks against the Riccati solution on [-1, 1] (the central third of the box)
     "stackelberg_lq": {"model": {"name": "stackelberg_lq"}, "leader_follower": True,
                        "grid": {"x0": [-3.0, 3.0], "z": [-3.0, 3.0], "window": 1 / 3}, "T": 1.0,
