@@ -1,11 +1,11 @@
 """The Python API: `solve` a study from a run file or a configuration dictionary.
 
     result = mfgpde.solve("runs/lq_mfg_2d.toml", {"grid.n": [64, 64], "time.nt": 40})
-    result.u, result.m, result.t, result.axes, result.status, result.history
+    result.u, result.m, result.t, result.grid, result.status, result.history
     result.save("lq.h5")
 
 The same pipeline as `mfgpde run` (the CLI is a layer over it), serially or under
-`mpirun -n P` (call it on every rank; every rank gets the result).  Errors are
+`mpirun -n P` (call it on every rank; every rank gets the result): both call `run_study`.  Errors are
 exceptions: ConfigError (bad input), NotConverged (carrying the unconverged iterates as
 `.result`), SolverError, OutputError.
 """
@@ -21,11 +21,11 @@ from .config import ConfigError
 
 class Result:
     """A solved study: `fields` (u, m and the model's feedbacks; per population u_pop0, ...),
-    `axes` (name -> cell centres), `t`, `status`, `converged`, `history`, `attrs`, and the
+    `grid` (axis name -> cell centres), `t`, `status`, `converged`, `history`, `attrs`, and the
     file it was read from (`path`).  Fields are also attributes: `result.u`, `result.m`."""
 
     def __init__(self, data, path, tmpdir=None):
-        self.fields, self.axes, self.t = data.fields, data.axes, data.t
+        self.fields, self.grid, self.t = data.fields, data.axes, data.t
         self.attrs, self.history, self.extra = data.attrs, data.history, data.extra
         self.status = str(self.attrs.get("status", ""))
         self.converged = bool(self.attrs.get("converged", True))
@@ -81,6 +81,19 @@ def _overrides(overrides):
     return list(overrides or ())
 
 
+def run_study(cfg, out, restart=None, runfile=None, verbose=True):
+    """Refuse paths the run would destroy, then build, solve and write the study of a
+    resolved configuration with its family's pipeline: (solution, written path)."""
+    from mpi4py import MPI
+
+    from . import families
+    from .restart import checkpoint_path
+    from .runner import check_paths
+    checkpoint = checkpoint_path(out, cfg) if "checkpoint_file" in cfg["output"] else None
+    check_paths(out, MPI.COMM_WORLD, checkpoint, runfile=runfile, restart=restart)
+    return families.of(cfg).run(cfg, out, verbose=verbose, restart=restart)
+
+
 def solve(run, overrides=None, *, output=None, restart=None, verbose=False, petsc=()):
     """Solve the study of `run` (a run-file path, or a dictionary of sections as a run file
     holds them) with `overrides` ({"section.key": value} or ["section.key=value", ...]).
@@ -89,10 +102,8 @@ def solve(run, overrides=None, *, output=None, restart=None, verbose=False, pets
     _start_petsc(list(petsc))
     from mpi4py import MPI
 
-    from . import config, families
+    from . import config
     from .io import read_result
-    from .restart import checkpoint_path
-    from .runner import check_paths
     comm = MPI.COMM_WORLD
     if isinstance(run, (str, os.PathLike)):
         cfg = config.load(run, _overrides(overrides))
@@ -116,9 +127,7 @@ def solve(run, overrides=None, *, output=None, restart=None, verbose=False, pets
     out = pathlib.Path(output)
     cfg["output"]["file"] = str(out)
     cfg["output"]["plots"] = False
-    checkpoint = checkpoint_path(out, cfg) if "checkpoint_file" in cfg["output"] else None
-    check_paths(out, comm, checkpoint, runfile=runfile, restart=restart)
-    solution, written = families.of(cfg).run(cfg, out, verbose=verbose, restart=restart)
+    solution, written = run_study(cfg, out, restart=restart, runfile=runfile, verbose=verbose)
     data = comm.bcast(read_result(written) if comm.Get_rank() == 0 else None, root=0)
     result = Result(data, pathlib.Path(written), tmpdir if comm.Get_rank() == 0 else None)
     if not solution.converged:

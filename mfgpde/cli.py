@@ -2,11 +2,17 @@
 
     mfgpde run RUNFILE [-o OUT.h5] [--set section.key=value ...] [--restart CKPT] [--max-time HH:MM:SS]
                [PETSc options]
+    mfgpde check RUNFILE [--set section.key=value ...] [--points N]
+    mfgpde models
     mfgpde info OUT.h5
     mfgpde plot OUT.h5 [--times T ...] [--outdir DIR]
     mfgpde validate [--case NAME ...]
     mfgpde bench [--sizes small 257 ...] [--ranks 1 2] [--case NAME ...] [--couplings auto ...] [--repeat K] [--json FILE]
                  [--baseline-iterations K]
+
+`check` evaluates the model at random points of its grid: every derivative the solvers
+use against central differences, the upwind structure, m0, and per family the affine
+drifts and minimisers or the transition rows; exit status 2 when a check fails.
 
 Bad input (also paths that would destroy a file given, or cannot be written, and runs
 whose memory estimate exceeds the limit): one line naming the problem on stderr, exit
@@ -92,7 +98,9 @@ def _rank():
 
 
 def _parser():
+    from . import __version__
     p = _Parser(prog="mfgpde", description="Finite-difference solvers for mean field games.")
+    p.add_argument("--version", action="version", version=f"mfgpde {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     r = sub.add_parser("run", help="solve the study described by a TOML run file",
                        epilog="PETSc options (-hjb_snes_monitor, -fp_ksp_type gmres, -newton_snes_monitor, "
@@ -104,6 +112,12 @@ def _parser():
     r.add_argument("--restart", metavar="CKPT", help="continue from a checkpoint of the same study")
     r.add_argument("--max-time", metavar="HH:MM:SS",
                    help="wall-time budget: then checkpoint and exit 124 (default: [output] max_wall_time)")
+    c = sub.add_parser("check", help="check the model of a run file against its contract (exit 2 on a failure)")
+    c.add_argument("runfile")
+    c.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a run-file value (read as TOML)")
+    c.add_argument("--points", type=int, default=200, help="random points per check (default 200)")
+    sub.add_parser("models", help="every registered model by family, with its parameters and defaults")
     i = sub.add_parser("info", help="describe an output file")
     i.add_argument("file")
     pl = sub.add_parser("plot", help="PNG plots of an output file")
@@ -140,7 +154,7 @@ def main(argv=None):
     except Exception as e:  # noqa: BLE001  petsc4py.PETSc.Error, whose module failed to load
         _fail(f"petsc: PETSc did not start with the options {' '.join(petsc)} (error code {getattr(e, 'ierr', '?')})")
     args = _parser().parse_args(own)
-    command = {"run": _run, "info": _info, "plot": _plot, "validate": _validate, "bench": _bench}[args.command]
+    command = {"run": _run, "check": _check, "models": _models, "info": _info, "plot": _plot, "validate": _validate, "bench": _bench}[args.command]
     from mpi4py import MPI
     if MPI.COMM_WORLD.Get_size() == 1:
         return command(args)
@@ -159,14 +173,12 @@ def _stop(message, code):
 
 
 def _run(args):
-    from . import families
+    from .api import run_study
     from .config import ConfigError, load
     from .io import OutputError
-    from .restart import Interrupted, checkpoint_path
-    from .runner import check_paths
+    from .restart import Interrupted
     from .solvers import SolverError
     from .stop import StopRequested, parse_duration, watch
-    from mpi4py import MPI
     from petsc4py import PETSc
     watch.install()
     try:
@@ -183,9 +195,7 @@ def _run(args):
             watch.set_budget(parse_duration(cfg["output"]["max_wall_time"]))
         out = pathlib.Path(args.output or cfg["output"]["file"] or f"out/{pathlib.Path(args.runfile).stem}.h5")
         cfg["output"]["file"] = str(out)
-        checkpoint = checkpoint_path(out, cfg) if "checkpoint_file" in cfg["output"] else None
-        check_paths(out, MPI.COMM_WORLD, checkpoint, runfile=args.runfile, restart=args.restart)
-        solution, written = families.of(cfg).run(cfg, out, restart=args.restart)
+        solution, written = run_study(cfg, out, restart=args.restart, runfile=args.runfile)
     except ConfigError as e:
         _fail(str(e))
     except Interrupted as e:
@@ -222,6 +232,43 @@ def _run(args):
                       "makes the plots)", e.code)
             except OutputError as e:
                 _fail(f"{e}; the result {written} is written and kept", EXIT_WRITE_FAILED)
+    return 0
+
+
+def _check(args):
+    from .config import ConfigError, load
+    from .models import ModelError, registry
+    from .models.contract import check_model
+    if args.points < 1:
+        _fail(f"check --points {args.points}: must be at least 1")
+    try:
+        cfg = load(args.runfile, args.set)
+        checks = check_model(registry.from_config(cfg), cfg, points=args.points)
+    except (ConfigError, ModelError) as e:
+        _fail(str(e))
+    width = max(len(c.name) for c in checks)
+    if _rank() == 0:
+        for c in checks:
+            print(f"{'ok  ' if c.ok else 'FAIL'}  {c.name:<{width}}  {c.detail}", flush=True)
+    failed = [c.name for c in checks if not c.ok]
+    if failed:
+        _fail(f"check: model '{cfg['model']['name']}' fails {len(failed)} of {len(checks)} checks: {', '.join(failed)}")
+    if _rank() == 0:
+        print(f"mfgpde: model '{cfg['model']['name']}' passes all {len(checks)} checks")
+    return 0
+
+
+def _models(args):
+    from .models import registry
+    if _rank() == 0:
+        for family, title in registry.FAMILY_TITLES.items():
+            print(f"{family}: {title}")
+            for name in registry.models(family):
+                cls = registry.lookup(name)
+                doc = (cls.__doc__ or sys.modules[cls.__module__].__doc__ or "").strip().splitlines()
+                print(f"  {name}: {doc[0] if doc else ''}")
+                print("    " + ", ".join(f"{k} = {'(required)' if v is None else v!r}"
+                                         for k, v in cls.parameters.items()))
     return 0
 
 

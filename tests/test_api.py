@@ -18,7 +18,7 @@ SCRIPT = textwrap.dedent("""
     run, out = sys.argv[1], sys.argv[2]
     result = mfgpde.solve(run, {"grid.n": [12, 10], "time.nt": 6})
     assert result.converged and result.u.shape == (7, 12, 10) and result.m is result.fields["m"]
-    assert list(result.axes) == ["x", "y"] and len(result.t) == 7 and len(result.history["residual_u"]) >= 1
+    assert list(result.grid) == ["x", "y"] and len(result.t) == 7 and len(result.history["residual_u"]) >= 1
     result.save(out)
     print("STATUS", result.status)
 """)

@@ -5,7 +5,6 @@ file, gives the built-in model's fields (1 and 2 ranks); a syntax error, a missi
 or an exception in the user's file is one line naming the file and line, exit 2, nothing
 written; an unknown name lists every model by family; the example in examples/ runs.
 """
-import pathlib
 import re
 
 import h5py
@@ -171,4 +170,27 @@ def test_an_exception_on_one_rank_only_is_told_and_ends_the_job(tmp_path):
     proc = mfgpde("run", _runfile(tmp_path), *SMALL, "-o", out, nproc=2, timeout=120)
     assert proc.returncode == 2, proc.stderr
     _one_line(proc, f"{path}:{line}: AssertionError: bad p", mpi=True)
+    assert not out.exists()
+
+
+def test_check_passes_the_copy_and_names_a_wrong_derivative(tmp_path):
+    _copy_of_lq(tmp_path)
+    proc = mfgpde("check", _runfile(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert "passes all" in proc.stdout and "FAIL" not in proc.stdout
+    _broken(tmp_path, "return list(p)", "return [1.01 * pd for pd in p]")
+    proc = mfgpde("check", _runfile(tmp_path))
+    assert proc.returncode == 2
+    failed = [ln.split()[1] for ln in proc.stdout.splitlines() if ln.startswith("FAIL")]
+    assert failed[0] == "dH_dp" and set(failed) <= {"dH_dp", "d2H_dp2", "d2H_dpdm"}, proc.stdout  # these two
+    _one_line(proc, "dH_dp")  # are differences of dH_dp, so they fail with it
+
+
+def test_run_refuses_a_model_that_breaks_its_structure(tmp_path):
+    """The cheap checks run before the solve: a concave H on an axis declared convex."""
+    _broken(tmp_path, "return 0.5 * sum(pd ** 2 for pd in p)", "return -0.5 * sum(pd ** 2 for pd in p)")
+    out = tmp_path / "r.h5"
+    proc = mfgpde("run", _runfile(tmp_path), *SMALL, "-o", out)
+    assert proc.returncode == 2
+    _one_line(proc, "breaks its contract: Engquist-Osher", "mfgpde check")
     assert not out.exists()

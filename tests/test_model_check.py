@@ -18,16 +18,12 @@ from mfgpde.models.saturated_stackelberg import SaturatedStackelberg
 RUNS = pathlib.Path(__file__).resolve().parents[1] / "runs"
 
 
-# -- the registries: the one place that knows them (they are being unified) ----------------
+# -- the registry ---------------------------------------------------------------------------
 def registered():
-    """{family: (names, create(name, dim, **params))} of every registered model."""
-    from mfgpde.models import available_models, create_model
-    from mfgpde.models.discrete import create_discrete, discrete_models
-    from mfgpde.models.leader_follower import create_leader_follower, leader_follower_models
-    return {"mfg": (available_models(), create_model),
-            "discrete": (discrete_models(), lambda name, dim, **p: create_discrete(name, **p)),
-            "leader_follower": (leader_follower_models(), lambda name, dim, **p: create_leader_follower(name, **p))}
-
+    """{family: (names, create(name, dim, **params))} of every built-in model."""
+    from mfgpde.models import create, lookup, models
+    return {family: ([n for n in models(family) if lookup(n).__module__.startswith("mfgpde.models.")], create)
+            for family in ("mfg", "discrete", "leader_follower")}
 
 def build(family, name, dim, params):
     return registered()[family][1](name, dim, **params)

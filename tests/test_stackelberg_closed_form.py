@@ -14,7 +14,7 @@ from mfgpde.closedforms.stackelberg_lq import COEFFS, DEFAULTS, StackelbergLQ
 
 OTHER = dict(DEFAULTS, A0=-0.3, B0=1.0, F0=-0.4, A=0.2, D=0.5, F=-0.3, G=-0.6, Gamma0=1.2,
              Q=1.0, R0=2.0, R1=0.5, R2=-0.3, rho=0.4, T=3.0, sigma0=0.5, sigma=0.8)
-CASES = {"slides": DEFAULTS, "other": OTHER}
+CASES = {"printed": DEFAULTS, "other": OTHER}
 
 
 @pytest.fixture(scope="module", params=list(CASES))
@@ -47,9 +47,9 @@ def test_sympy_derivation_equals_rhs(derived):
                                    atol=1e-12 * np.max(np.abs(expect)))
 
 
-def test_slides_differ_exactly_in_P02_and_P10(derived):
+def test_printed_equations_differ_exactly_in_P02_and_P10(derived):
     sp, ds, eqs = derived
-    cmp = ds.compare_with_slides(eqs)
+    cmp = ds.compare_with_printed(eqs)
     assert [n for n, (ok, _) in cmp.items() if not ok] == ["P02", "P10"]
     s, k = ds.symbols(), ds.gains(ds.symbols())
     expected = {"P02": s["P0"] * (s["B0"] * k["K10"] + s["F0"]),            # -2 P0 a0z -> -P0 a0z

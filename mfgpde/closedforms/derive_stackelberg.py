@@ -10,9 +10,9 @@ the Stackelberg feedbacks
 
 into  V_t = rho V - [L + V_x0 f0 + V_x1 f1 + V_z zdot + 1/2 sigma0^2 V_x0x0 + 1/2 sigma^2 V_x1x1]
 and reads dP/dt off the monomials x0^2, x1^2, z^2, x0 x1, x0 z, x1 z, 1 (a cross coefficient
-P_ij carries the factor 2 of the ansatz).  :func:`slides_equations` transcribes the nine ODEs
+P_ij carries the factor 2 of the ansatz).  :func:`printed_equations` transcribes the nine ODEs
 as printed by Huang & Yang (2020, scalar case, K_0^0 = K00, K_1^0 = K10,
-P_0^0 = P00, P_1^0 = P10, P_01^0 = P010) and :func:`compare_with_slides` says which agree.
+P_0^0 = P00, P_1^0 = P10, P_01^0 = P010) and :func:`compare_with_printed` says which agree.
 """
 
 PARAMS = ("A0", "B0", "F0", "A", "B", "D", "F", "G", "Gamma0", "Gamma1", "Gamma2",
@@ -65,7 +65,7 @@ def derive():
     return {n: sp.simplify(poly.coeff_monomial(m) / w) for n, (poly, m, w) in monomials.items()}
 
 
-def slides_equations():
+def printed_equations():
     """The nine Riccati ODEs as printed by Huang & Yang (2020, scalar case); dict name -> dP/dt."""
     s = symbols()
     k = gains(s)
@@ -94,12 +94,12 @@ def slides_equations():
     }
 
 
-def compare_with_slides(derived=None):
+def compare_with_printed(derived=None):
     """Dict name -> (agrees, simplified derived - printed) for the nine printed ODEs."""
     import sympy as sp
     derived = derive() if derived is None else derived
     out = {}
-    for name, printed in slides_equations().items():
+    for name, printed in printed_equations().items():
         diff = sp.factor(sp.simplify(derived[name] - printed))
         out[name] = (diff == 0, diff)
     return out

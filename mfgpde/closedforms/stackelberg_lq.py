@@ -41,7 +41,7 @@ a = A + B K1, c = B K2 + D K10 + F, m = a + c), the Riccati system (derived with
     r1'   = rho r1 - sigma0^2 P0 - sigma^2 P1
 
 Differences with the nine ODEs printed by Huang & Yang 2020 (K_0^0 = K00, K_1^0 = K10, P_0^0 = P00,
-P_1^0 = P10, P_01^0 = P010; :func:`~mfgpde.closedforms.derive_stackelberg.compare_with_slides`
+P_1^0 = P10, P_01^0 = P010; :func:`~mfgpde.closedforms.derive_stackelberg.compare_with_printed`
 finds exactly these two, the other seven agree identically):
 
     P02' : printed  -2 P0 (B0 K10 + F0),         correct  -P0 (B0 K10 + F0)

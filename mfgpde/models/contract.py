@@ -47,13 +47,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import discrete
 from .base import Density, MFGModel
+from .discrete import DiscreteGameModel
 from .leader_follower import LeaderFollowerModel
-
-# the discrete family's base (named StackelbergModel here; DiscreteGameModel once the
-# registries are unified)
-DISCRETE_BASE = getattr(discrete, "DiscreteGameModel", None) or discrete.StackelbergModel
+from .registry import user_error
 
 RTOL = 1e-6  # derivative errors, relative to 1 + the derivative's scale
 NOISE = 100.0  # rounding allowance of a central difference, in eps |F| / h
@@ -84,7 +81,7 @@ def check_model(model, cfg, points=200, seed=0, cheap=False):
     rng = np.random.default_rng(seed)
     cfg = cfg or {}
     points = max(int(points), 1)
-    if isinstance(model, DISCRETE_BASE):
+    if isinstance(model, DiscreteGameModel):
         return _discrete_checks(model, cfg, points, rng, cheap)
     if isinstance(model, LeaderFollowerModel):
         return _leader_follower_checks(model, cfg, points, rng, cheap)
@@ -107,7 +104,7 @@ def _guard(name, fn, *args):
     try:
         return fn(*args)
     except Exception as e:  # noqa: BLE001  (any exception of a model is a finding)
-        return Check(name, False, f"raised {type(e).__name__}" + (f": {e}" if str(e) else ""))
+        return Check(name, False, f"raised {user_error(e) or type(e).__name__ + (f': {e}' if str(e) else '')}")
 
 
 class _Tally:

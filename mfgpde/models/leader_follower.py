@@ -14,7 +14,7 @@ follower cost quadratic in (x1, u1)); the leader's drift and cost may be nonline
 """
 import numpy as np
 
-from .base import MFGModel, ModelError
+from .base import MFGModel
 
 class LeaderFollowerModel(MFGModel):
     """Subclasses set `name`, `parameters` (with sigma0, sigma, rho) and implement the

@@ -13,13 +13,13 @@ from .base import ModelError
 from .leader_follower import LeaderFollowerModel
 from .registry import register
 
-SLIDES = {k: v for k, v in DEFAULTS.items() if k != "T"}
+PARAMETERS = {k: v for k, v in DEFAULTS.items() if k != "T"}
 
 
 @register
 class LQStackelberg(LeaderFollowerModel):
     name = "stackelberg_lq"
-    parameters = dict(SLIDES)
+    parameters = dict(PARAMETERS)
 
     def validate(self):
         for key in self.parameters:
@@ -57,6 +57,6 @@ class LQStackelberg(LeaderFollowerModel):
         """The Riccati solution of the LQ game with these parameters (for this model, its
         closed form; for a nonlinear variant, the LQ game it departs from)."""
         try:
-            return StackelbergLQ(T=T, **{k: self.params[k] for k in SLIDES})
+            return StackelbergLQ(T=T, **{k: self.params[k] for k in PARAMETERS})
         except ValueError as e:
             raise ModelError(f"time.T: {e}") from None

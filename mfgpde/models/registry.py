@@ -91,6 +91,13 @@ def create(name, dim=None, **params):
     return cls(dim, **params) if cls.family == "mfg" else cls(**params)
 
 
+def from_config(cfg):
+    """The model of a resolved configuration (its box's axes for an MFG model)."""
+    name = cfg["model"]["name"]
+    dim = len(cfg["grid"]["n"]) if family(name) == "mfg" else None
+    return create(name, dim, **parameters(cfg["model"]))
+
+
 def load_source(source, base=None):
     """Import a user's model file (a path, relative to `base`, the run file's folder) or
     module (dotted, importable from the Python path), which registers its models with

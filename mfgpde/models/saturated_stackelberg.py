@@ -9,13 +9,13 @@ reduction to the population mean stays exact; there is no closed form.
 import numpy as np
 
 from .registry import register
-from .lq_stackelberg import SLIDES, LQStackelberg
+from .lq_stackelberg import PARAMETERS, LQStackelberg
 
 
 @register
 class SaturatedStackelberg(LQStackelberg):
     name = "stackelberg_saturated"
-    parameters = {**SLIDES, "u0_max": 1.0, "kappa": 1.0}
+    parameters = {**PARAMETERS, "u0_max": 1.0, "kappa": 1.0}
 
     def validate(self):
         super().validate()
