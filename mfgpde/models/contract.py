@@ -261,16 +261,17 @@ def _m0_check(model, lower, upper, n, populations):
             if bad.any():
                 i = np.unravel_index(int(np.argmax(bad)), m0.shape)
                 at = _vec([b[j] for b, j in zip(block, i)])
-                return Check("m0", False, f"m0{who} is not finite ({_g(m0[i])}) at x={at}")
+                return Check("m0", False, f"the initial density m0{who} is not finite ({_g(m0[i])}) at x={at}")
             i = np.unravel_index(int(np.argmin(m0)), m0.shape)
             if m0[i] < low:
                 low, low_at = float(m0[i]), [b[j] for b, j in zip(block, i)]
             total += float(np.sum(m0))
         mass = total * float(np.prod(h * stride))
         if low < 0:
-            return Check("m0", False, f"m0{who} is negative ({_g(low)}) at x={_vec(low_at)}")
+            return Check("m0", False, f"the initial density m0{who} is negative ({_g(low)}) at x={_vec(low_at)}")
         if not (mass > 0 and np.isfinite(mass)):
-            return Check("m0", False, f"m0{who} has total {_g(mass)} on the grid: it cannot be normalised")
+            return Check("m0", False, f"the initial density m0{who} has total {_g(mass)} on the grid: it cannot be "
+                                      "normalised")
         lows.append(low)
         masses.append(mass)
     sub = "" if np.all(stride == 1) else f" (on a subgrid, strides {tuple(int(s) for s in stride)})"
