@@ -222,10 +222,14 @@ def _run(args):
     if _rank() == 0:
         print(f"mfgpde: {solution.status}; wrote {written}")
         if cfg["output"]["plots"]:
+            from .config import plot_times_within
             from .io import plot_result
+            times, note = plot_times_within(cfg["output"].get("plot_times"), cfg["time"]["T"])
+            if note:
+                print(f"mfgpde: note: {note}")
             try:
                 with watch.immediate():
-                    for png in plot_result(written, times=cfg["output"].get("plot_times")):
+                    for png in plot_result(written, times=times):
                         print(f"mfgpde: wrote {png}")
             except StopRequested as e:
                 _stop(f"{e.reason} while plotting; the solution is in {written} (`mfgpde plot {written}` "

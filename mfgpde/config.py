@@ -8,6 +8,7 @@ import math
 import pathlib
 import tomllib
 
+from . import schema
 from .grids.boundary import BOUNDARIES
 from .stop import parse_duration
 
@@ -16,21 +17,7 @@ class ConfigError(ValueError):
     """Bad input; the message starts with the offending key."""
 
 
-DEFAULTS = {
-    "model": {},
-    "grid": {"boundary": "reflecting", "axes": None},
-    "time": {},
-    "solver": {"coupling": "auto", "damping": 0.7, "tolerance": 1e-8, "max_iterations": 200,
-               "mass_tolerance": 1e-12, "picard_iterations": 1, "newton_tolerance": 1e-10,
-               "newton_max_iterations": 30, "newton_linear": "auto"},
-    "output": {"file": None, "plots": False, "plot_times": None, "checkpoint_file": None,
-               "checkpoint_every": 0, "checkpoint_seconds": 0.0, "max_wall_time": None},
-    "petsc": {},
-}
-CHECKPOINTS = {k: DEFAULTS["output"][k] for k in ("checkpoint_file", "checkpoint_every", "checkpoint_seconds",
-                                                  "max_wall_time")}
-REQUIRED = {"model": ["name"], "grid": ["lower", "upper", "n"], "time": ["T", "nt"]}
-OPEN_SECTIONS = ("model", "petsc")  # keys checked elsewhere (the model) or free (PETSc options)
+DEFAULTS = schema.defaults("mfg")  # the MFG family's, section by section
 COUPLINGS = ("auto", "anderson", "picard", "newton")
 TINY, HUGE = 1e-150, 1e150  # widths, steps and parameters whose squares (and their inverses) stay finite
 NEWTON_LINEAR = ("auto", "direct", "fieldsplit", "marching")
@@ -69,27 +56,6 @@ def load(path, overrides=()):
     return validate(data, base=pathlib.Path(path).parent)
 
 
-# discrete-time Stackelberg games (the master equation over the simplex of population states)
-DISCRETE_DEFAULTS = {
-    "model": {},
-    "grid": {"n": 50},
-    "time": {"T": "infinite", "steps": 20, "z1": None},
-    "solver": {"leader": "optimistic", "leader_points": 41, "tolerance": 1e-9, "max_iterations": 2000},
-    "output": {"file": None, "plots": False, **CHECKPOINTS},
-}
-
-
-# continuous-time leader-follower games (the reduced master system on (x0, x1, z) grids)
-LEADER_FOLLOWER_DEFAULTS = {
-    "model": {},
-    "grid": {"x0": [-3.0, 3.0], "z": [-3.0, 3.0], "n": 32, "window": 1 / 3},
-    "time": {"T": None, "nt": None},
-    "solver": {"coupling": "lagged", "tolerance": 1e-9, "max_iterations": 50},
-    "output": {"file": None, "plots": False, "plot_times": None, **CHECKPOINTS},
-    "petsc": {},
-}
-
-
 def validate(data, base=None):
     """The resolved configuration of a run file's data: [model] source (a user's model file,
     relative to `base`) is imported first, then the model's family decides the schema."""
@@ -112,29 +78,12 @@ def validate(data, base=None):
 
 
 def _validate_mfg(data):
-    unknown = sorted(set(data) - set(DEFAULTS))
-    if unknown:
-        raise ConfigError(f"[{unknown[0]}]: unknown section (known: {', '.join(DEFAULTS)})")
-    cfg = {}
-    for section, defaults in DEFAULTS.items():
-        given = data.get(section, {})
-        if not isinstance(given, dict):
-            raise ConfigError(f"[{section}]: must be a table")
-        if section not in OPEN_SECTIONS:
-            extra = sorted(set(given) - set(defaults) - set(REQUIRED.get(section, [])))
-            if extra:
-                known = sorted(set(defaults) | set(REQUIRED.get(section, [])))
-                raise ConfigError(f"{section}.{extra[0]}: unknown key (known: {', '.join(known)})")
-        for key in REQUIRED.get(section, []):
-            if key not in given:
-                raise ConfigError(f"{section}.{key}: missing")
-        cfg[section] = {**defaults, **given}
+    cfg = _sections(data, "mfg")
     _check_grid(cfg["grid"])
     _check_time(cfg["time"])
     _check_solver(cfg["solver"])
     _check_output(cfg["output"])
-    if cfg["output"]["plot_times"] and not all(0 <= v <= cfg["time"]["T"] for v in cfg["output"]["plot_times"]):
-        raise ConfigError(f"output.plot_times: times must lie in [0, T = {cfg['time']['T']}]")
+    _check_plot_times(cfg["output"]["plot_times"])
     _check_petsc(cfg)
     return cfg
 
@@ -152,6 +101,9 @@ def _check_grid(g):
         if not isinstance(g[key], list):
             g[key] = [g[key]]
     dim = len(g["n"])
+    if len(g["lower"]) == len(g["upper"]) != dim:
+        raise ConfigError(f"grid.n: one cell count per axis, but grid.lower and grid.upper have {len(g['lower'])} "
+                          f"axes and grid.n {dim} ({g['n']!r})")
     if not 1 <= dim <= 3:
         raise ConfigError(f"grid.n: one entry per axis, 1 to 3 axes, got {g['n']!r}")
     for key in ("lower", "upper"):
@@ -233,21 +185,45 @@ def _check_output(o):
         raise ConfigError(f"output.plot_times: must be a non-empty list of times, got {times!r}")
 
 
-def _sections(data, schema, kind):
-    """Each section of `schema` from the run file over its defaults; unknown sections and
-    keys are refused ([model] and [petsc] are checked elsewhere)."""
-    unknown = sorted(set(data) - set(schema))
+def _check_plot_times(times):
+    """Times >= 0; those beyond the horizon are plotted at T (`plot_times_within`)."""
+    if times and not all(v >= 0 for v in times):
+        raise ConfigError(f"output.plot_times: times must be >= 0 (beyond T they are plotted at T), got {times!r}")
+
+
+def plot_times_within(times, T):
+    """(the plot times clipped to [0, T], a note naming those moved, or None)."""
+    if not times:
+        return times, None
+    beyond = [v for v in times if v > T]
+    clipped = sorted({min(v, T) for v in times})
+    note = (f"output.plot_times {', '.join(f'{v:g}' for v in beyond)} beyond T = {T:g}: plotted at T" if beyond
+            else None)
+    return clipped, note
+
+
+def _sections(data, family):
+    """Each section of the family's schema: the run file's keys over the defaults.  Unknown
+    sections and keys are refused and required keys demanded ([model] holds the model's
+    parameters, checked by the model; [petsc] any PETSc option)."""
+    sections = schema.SCHEMA[family]
+    unknown = sorted(set(data) - set(sections))
     if unknown:
-        raise ConfigError(f"[{unknown[0]}]: unknown section for {kind} (known: {', '.join(schema)})")
+        raise ConfigError(f"[{unknown[0]}]: unknown section for {schema.TITLES[family].lower()} "
+                          f"(known: {', '.join(sections)})")
     cfg = {}
-    for section, defaults in schema.items():
+    for section in sections:
         given = data.get(section, {})
         if not isinstance(given, dict):
             raise ConfigError(f"[{section}]: must be a table")
-        extra = sorted(set(given) - set(defaults)) if section not in OPEN_SECTIONS else []
+        names = schema.known(family, section)
+        extra = sorted(set(given) - set(names)) if section not in schema.OPEN else []
         if extra:
-            raise ConfigError(f"{section}.{extra[0]}: unknown key (known: {', '.join(sorted(defaults))})")
-        cfg[section] = {**defaults, **given}
+            raise ConfigError(f"{section}.{extra[0]}: unknown key (known: {', '.join(sorted(names))})")
+        for key in schema.required(family)[section]:
+            if key not in given:
+                raise ConfigError(f"{section}.{key}: missing")
+        cfg[section] = dict(given) if section in schema.OPEN else {**schema.defaults(family)[section], **given}
     return cfg
 
 
@@ -263,7 +239,7 @@ def _validate_discrete(data):
     the stationary master value), steps (of the forward path when infinite), z1 (the initial
     population state), [solver] leader (optimistic | pessimistic), leader_points,
     tolerance, max_iterations, [output] file, plots."""
-    cfg = _sections(data, DISCRETE_DEFAULTS, "a discrete-time game")
+    cfg = _sections(data, "discrete")
     n, t, s = cfg["grid"]["n"], cfg["time"], cfg["solver"]
     if not _is_int(n) or not 1 <= n <= 100000:
         raise ConfigError(f"grid.n: points per edge of the simplex, an integer >= 1, got {n!r}")
@@ -292,7 +268,7 @@ def _validate_leader_follower(data):
     n (cells per axis: one number, or [n_x0, n_z]), window (the central fraction of each
     axis where errors are measured), [time] T, nt, [solver] coupling,
     tolerance, max_iterations, [output] file, plots, plot_times, [petsc]."""
-    cfg = _sections(data, LEADER_FOLLOWER_DEFAULTS, "a leader-follower game")
+    cfg = _sections(data, "leader_follower")
     g, s = cfg["grid"], cfg["solver"]
     for key in ("x0", "z"):
         v = g[key]
@@ -311,9 +287,6 @@ def _validate_leader_follower(data):
     if not _is_number(g["window"]) or not 0 < g["window"] <= most:
         raise ConfigError(f"grid.window: the central fraction of each axis, in (0, 1 - 1/n = {most:.6g}] (where "
                           f"the cell centres are), got {g['window']!r}")
-    for key in ("T", "nt"):
-        if cfg["time"][key] is None:
-            raise ConfigError(f"time.{key}: missing")
     _check_time(cfg["time"])
     if s["coupling"] not in ("lagged", "picard", "newton"):
         raise ConfigError(f"solver.coupling: lagged, picard or newton for a leader-follower game, "
@@ -323,8 +296,6 @@ def _validate_leader_follower(data):
     if not _is_int(s["max_iterations"]) or s["max_iterations"] < 1:
         raise ConfigError(f"solver.max_iterations: a positive integer, got {s['max_iterations']!r}")
     _check_output({**DEFAULTS["output"], **cfg["output"]})
-    times = cfg["output"]["plot_times"]
-    if times and not all(0 <= v <= cfg["time"]["T"] for v in times):
-        raise ConfigError(f"output.plot_times: times must lie in [0, T = {cfg['time']['T']}]")
+    _check_plot_times(cfg["output"]["plot_times"])
     _check_petsc(cfg)
     return cfg

@@ -8,7 +8,8 @@ import numpy as np
 from mpi4py import MPI
 
 from . import __version__, memory
-from .config import DISCRETE_DEFAULTS, ConfigError
+from . import schema
+from .config import ConfigError
 from .grids import SimplexGrid
 from .io import on_root, write_result
 from .models import ModelError
@@ -64,7 +65,7 @@ def _check_memory(cfg, model):
     levels = 1 if T == "infinite" else T
     comm = MPI.COMM_WORLD
     need = memory.master(points, S, A, trials, levels, comm.Get_size(), cfg["output"]["plots"])
-    default = DISCRETE_DEFAULTS["solver"]["leader_points"]
+    default = schema.defaults("discrete")["solver"]["leader_points"]
     key = "solver.leader_points" if memory.fits(memory.master(points, S, A, min(trials, default), levels, 1)) \
         else "grid.n"
     memory.check(need, f"{points} simplex points with {trials} leader actions", key, comm)
@@ -143,14 +144,33 @@ def run_master(cfg, out, verbose=True, restart=None):
     return solution, target
 
 
+PROGRESS_SECONDS = 1.0  # at most one progress line per this many seconds
+
+
+def _progress(checkpointer, T, start):
+    """The checkpointer, printing a progress line at most every PROGRESS_SECONDS."""
+    last = [start]
+
+    def step(k, *state):
+        now = time.perf_counter()
+        if now - last[0] >= PROGRESS_SECONDS:
+            last[0] = now
+            what = (f"iteration {k}  sup change {state[1][-1]:.3e}" if T == "infinite" else
+                    f"level t = {T - k + 1} ({k} of {T})")
+            print(f"master {what}  {now - start:8.2f} s", flush=True)
+        return checkpointer(k, *state)
+    return step
+
+
 def _solve(cfg, out, model, grid, solver, state, checkpointer, verbose):
     """The solve, the checks and the written result; (MasterResult, the final state)."""
     T, s = cfg["time"]["T"], cfg["solver"]
     start = time.perf_counter()
     zero = (np.zeros((grid.size, len(model.states))), np.zeros(grid.size))
+    step = _progress(checkpointer, T, start) if verbose and grid.comm.Get_rank() == 0 else checkpointer
     if T == "infinite":
         stage, history, converged = solver.stationary(s["tolerance"], s["max_iterations"], start=state.get("start"),
-                                                      on_iteration=checkpointer)
+                                                      on_iteration=step)
         final = (len(history), stage, history)
         levels, values = [stage], (lambda t: (stage.Vf, stage.Vl))
         steps, times = cfg["time"]["steps"], np.array([0.0])
@@ -159,7 +179,7 @@ def _solve(cfg, out, model, grid, solver, state, checkpointer, verbose):
                        f"{history[-1]:.1e} > tol {s['tolerance']:.0e}")
         terminal = lambda z: grid.interpolate(stage.Vf, z[None])[0]  # noqa: E731
     else:
-        levels = solver.finite(T, done=state.get("done", ()), on_level=checkpointer)
+        levels = solver.finite(T, done=state.get("done", ()), on_level=step)
         final = (T, levels[::-1])
         values = lambda t: (levels[t + 1].Vf, levels[t + 1].Vl) if t + 1 < T else zero  # noqa: E731
         history, converged, steps = np.array([]), True, T

@@ -1,6 +1,7 @@
 """From a resolved configuration to a solved, written study: the glue behind `mfgpde run`."""
 import os
 import pathlib
+import re
 import resource
 import tempfile
 
@@ -270,15 +271,56 @@ def write_solution(solution, cfg, path, history, fields, peak_mb, extra=None):
 
 def write_extras(solution, cfg, path, history, fields, peak_mb):
     """Rewrite the file (atomically) with the closed form, the mesh and its XDMF sidecar, on
-    rank 0; a signal on the way (StopRequested at once) leaves the file as it was."""
+    rank 0; a signal on the way (StopRequested at once) leaves the file as it was.  Returns
+    the closed form on the grid (None without one, and on the other ranks)."""
     grid = solution.problem.grid
     if grid.rank != 0:
-        return
+        return None
     axes = {name: grid.coordinates(d) for d, name in enumerate(grid.names)}
     with watch.immediate():
-        extra = {**(_closed_form(solution.problem, axes) or {}), "mesh": {"points": mesh_points(axes)}}
+        closed = _closed_form(solution.problem, axes)
+        extra = {**(closed or {}), "mesh": {"points": mesh_points(axes)}}
         poll()  # the wall-time budget
         write_solution(solution, cfg, path, history, fields, peak_mb, extra)
+    return closed["closed_form"] if closed else None
+
+
+WALL_BAND, WALL_MASS = 0.02, 1e-3  # the outer 2 % of an axis holding 0.1 % of the mass: a wall the crowd feels
+
+
+def wall_warnings(fields, grid, t, boundary):
+    """Lines saying where a density reaches a reflecting wall: at some time more than
+    WALL_MASS of the mass lies within WALL_BAND of the axis' length of the wall (axes of at
+    least 1 / WALL_BAND cells)."""
+    lines = []
+    for name, m in fields.items():
+        if name != "m" and not name.startswith("m_pop"):
+            continue
+        for d, axis in enumerate(grid.names):
+            width = int(WALL_BAND * grid.n[d])
+            if boundary[d] != "reflecting" or width == 0:
+                continue
+            for side, cells, edge in (("lower", slice(0, width), grid.lower[d]),
+                                      ("upper", slice(grid.n[d] - width, None), grid.upper[d])):
+                band = np.moveaxis(m, d + 1, 1)[:, cells].reshape(len(t), -1).sum(axis=1) * grid.cell_volume
+                k = int(np.argmax(band))
+                if band[k] > WALL_MASS:
+                    lines.append(f"{band[k]:.1%} of the mass{name[1:].replace('_pop', ' of population ')} lies "
+                                 f"within {width * grid.h[d]:.3g} of the wall {axis} = {edge:g} at t = {t[k]:g}: "
+                                 f"the box may be too small for the model (widen grid.{side})")
+    return lines
+
+
+def closed_form_lines(fields, closed, grid):
+    """The errors against the closed form: relative sup error of u(0), L¹ error of m(T)."""
+    lines = []
+    for tag in (n[1:] for n in fields if re.fullmatch(r"u(_pop\d+)?", n) and n in closed):
+        cu = closed["u" + tag][0]
+        m, cm = fields["m" + tag][-1], closed["m" + tag][-1]
+        lines.append(f"closed form{tag.replace('_pop', ', population ')}: u(0) relative sup error "
+                     f"{np.max(np.abs(fields['u' + tag][0] - cu)) / np.max(np.abs(cu)):.3e}, "
+                     f"m(T) L1 error {np.sum(np.abs(m - cm)) * grid.cell_volume:.3e}")
+    return lines
 
 
 def _closed_form(pb, axes):
@@ -332,6 +374,12 @@ def run(cfg, out, verbose=True, restart=None):
         raise checkpointer.stopped(stop) from None
     target = out if solution.converged else unconverged_path(out)
     fields, peak_mb = gathered_fields(solution), peak_memory_mb(problem.grid.comm)
+    warnings = wall_warnings(fields, problem.grid, problem.t, cfg["grid"]["boundary"]) if fields else []
+    if warnings:
+        solution.stats["warnings"] = "\n".join(warnings)
+        if verbose:
+            for line in warnings:
+                print(f"warning: {line}", flush=True)
     on_root(problem.grid.comm, lambda: write_solution(solution, cfg, target, history, fields, peak_mb))
     if solution.converged and problem.grid.rank == 0:
         for stale in (unconverged_path(out), xdmf_path(unconverged_path(out))):
@@ -339,7 +387,10 @@ def run(cfg, out, verbose=True, restart=None):
     if solution.converged:
         checkpointer.remove()
     try:  # the solution is safe on disk; the extras follow, and a stop request skips them
-        write_extras(solution, cfg, target, history, fields, peak_mb)
+        closed = write_extras(solution, cfg, target, history, fields, peak_mb)
+        if verbose and closed is not None:
+            for line in closed_form_lines(fields, closed, problem.grid):
+                print(line, flush=True)
     except StopRequested as stop:
         raise Interrupted(f"{stop.reason} during post-processing; {target} holds the solution without its "
                           "closed form and XDMF", stop.code) from None

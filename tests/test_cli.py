@@ -111,7 +111,7 @@ BAD = {
     "nt-beyond-memory": ({"sets": ["time.nt=1000000000000"]}, ["time.nt"]),
     "box-not-representable": ({"sets": ["grid.lower=[-1e308]", "grid.upper=[1e308]"]}, ["grid.upper"]),
     "tolerance-below-precision": ({"sets": ["solver.tolerance=1e-300"]}, ["solver.tolerance"]),
-    "plot-time-beyond-T": ({"sets": ["output.plot_times=[5.0]"]}, ["output.plot_times"]),
+    "axis-count-in-n": ({"sets": ["grid.lower=[-1, -1]", "grid.upper=[1, 1]"]}, ["grid.n: one cell count per axis"]),
     "plot-time-before-zero": ({"sets": ["output.plot_times=[-0.1]"]}, ["output.plot_times"]),
     "newton-too-large": ({"sets": ["solver.coupling='newton'", "solver.newton_linear='direct'", "grid.n=[200000]",
                                    "time.nt=100"]},
@@ -405,3 +405,12 @@ def test_out_of_range_petsc_value_fails_the_solve_in_one_line(tmp_path):
     assert proc.returncode == 3, (proc.returncode, proc.stderr)
     assert proc.stderr.startswith("mfgpde: error: solve failed: Picard iteration 1: Fokker–Planck solve failed")
     assert "Traceback" not in proc.stderr and not out.exists()
+
+
+def test_plot_times_follow_a_shorter_horizon(tmp_path):
+    """runs/lq_mfg_1d.toml plots at 0, 0.5, 1: with T = 0.8 the last is plotted at T, said."""
+    out = tmp_path / "x.h5"
+    proc = mfgpde("run", RUN1D, *SMALL, "--set", "time.T=0.8", "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "note: output.plot_times 1 beyond T = 0.8: plotted at T" in proc.stdout
+    assert (tmp_path / "x_snapshots.png").read_bytes().startswith(PNG_SIGNATURE)

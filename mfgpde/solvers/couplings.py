@@ -11,6 +11,7 @@ from ..stop import StopRequested
 from .newton import NewtonSolver
 from .picard import PicardSolver, Solution
 from .problem import SolverError
+from .reasons import snes_reason
 
 
 # Space–time unknowns up to which the default direct (MUMPS) Newton solve fits in ~24 GB:
@@ -86,7 +87,7 @@ class NewtonCoupling:
             raise SolverError(f"mass drifted by {drift:.2e} after Newton")
         picard_its = warm.iterations - resumed
         status = (f"converged in {its} Newton iterations after {picard_its} Picard" if converged else
-                  f"not converged: Newton stopped after {its} iterations (SNES reason {reason})")
+                  f"not converged: Newton stopped after {its} iterations ({snes_reason(reason, 'newton_')})")
         fp = self.picard.fp  # the final sweep's solves count too
         stats = {**warm.stats, "fp_linear_iterations": fp.linear_iterations, "fp_solves": fp.solves,
                  "newton_iterations": its,

@@ -11,6 +11,7 @@ from petsc4py import PETSc
 from ..stop import poll
 from .linear import configure_default, dominance
 from .problem import SolverError
+from .reasons import ksp_reason
 
 
 class FPSolver:
@@ -47,7 +48,7 @@ class FPSolver:
             self.ksp.solve(self._b, self._m)
             reason = self.ksp.getConvergedReason()
             if reason <= 0:
-                raise SolverError(f"Fokker–Planck solve failed at t={pb.t[n + 1]:.6g} (KSP reason {reason})")
+                raise SolverError(f"Fokker–Planck solve failed at t={pb.t[n + 1]:.6g} ({ksp_reason(reason, 'fp_')})")
             self.linear_iterations += self.ksp.getIterationNumber()
             self.solves += 1
             m_path[n + 1] = grid.owned(self._m)

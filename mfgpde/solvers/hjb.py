@@ -11,6 +11,7 @@ from petsc4py import PETSc
 from ..stop import poll
 from .linear import configure_default, dominance
 from .problem import SolverError
+from .reasons import snes_reason
 
 STEP_ATOL = 1e-13
 
@@ -71,7 +72,7 @@ class HJBSolver:
         self.snes.solve(None, self._u)
         reason = self.snes.getConvergedReason()
         if reason <= 0:
-            raise SolverError(f"{name} Newton did not converge at t={t:.6g} (SNES reason {reason})")
+            raise SolverError(f"{name} Newton did not converge at t={t:.6g} ({snes_reason(reason, self.snes.getOptionsPrefix())})")
         self.newton_iterations += self.snes.getIterationNumber()
         self.linear_iterations += self.snes.getLinearSolveIterations()
         return self.problem.grid.owned(self._u).copy()

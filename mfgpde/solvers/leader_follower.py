@@ -34,6 +34,7 @@ from ..stop import StopRequested, poll
 from .controlled import ControlledDrift, ControlledHJB
 from .hjb import HJBSolver
 from .problem import SolverError
+from .reasons import snes_reason
 
 COUPLINGS = ("lagged", "picard", "newton")
 COUNTS = ("sweeps", "leader_newton_iterations", "follower_newton_iterations", "linear_iterations",
@@ -259,6 +260,6 @@ class JointLevel:
         self.snes.solve(None, self.W)
         reason = self.snes.getConvergedReason()
         if reason <= 0:
-            raise SolverError(f"leader-follower Newton did not converge at t={t:.6g} (SNES reason {reason})")
+            raise SolverError(f"leader-follower Newton did not converge at t={t:.6g} ({snes_reason(reason, 'coupled_')})")
         self.newton_iterations += self.snes.getIterationNumber()
         return tuple(v.copy() for v in self._split(self.W))

@@ -13,6 +13,7 @@ from petsc4py import PETSc
 
 from ..stop import poll
 from .problem import SolverError
+from .reasons import ksp_reason
 
 LEVEL_ITERATIONS = 9
 MARCHING_DIRECT_MAX_POINTS = 5000  # one LU factor kept per level: small grids only
@@ -78,7 +79,8 @@ class TimeMarching:
             self.ksp.solve(self._b, self._x)
             reason = self.ksp.getConvergedReason()
             if reason < 0 and reason != PETSc.KSP.ConvergedReason.DIVERGED_MAX_IT:
-                raise SolverError(f"time-marching preconditioner: level {n} solve failed (KSP reason {reason})")
+                raise SolverError(f"time-marching preconditioner: level {n} solve failed "
+                                  f"({ksp_reason(reason, 'newton_march_')})")
             self.solves += 1
             self.iterations += self.ksp.getIterationNumber()
             out[n] = self._x.getArray(readonly=True)
