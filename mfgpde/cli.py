@@ -5,7 +5,7 @@
     mfgpde check RUNFILE [--set section.key=value ...] [--points N]
     mfgpde models
     mfgpde info OUT.h5
-    mfgpde plot OUT.h5 [--times T ...] [--outdir DIR]
+    mfgpde plot OUT.h5 [--times T ...] [--outdir DIR] [--format png pdf svg] [--dpi N]
     mfgpde validate [--case NAME ...]
     mfgpde bench [--sizes small 257 ...] [--ranks 1 2] [--case NAME ...] [--couplings auto ...] [--repeat K] [--json FILE]
                  [--baseline-iterations K]
@@ -120,10 +120,12 @@ def _parser():
     sub.add_parser("models", help="every registered model by family, with its parameters and defaults")
     i = sub.add_parser("info", help="describe an output file")
     i.add_argument("file")
-    pl = sub.add_parser("plot", help="PNG plots of an output file")
+    pl = sub.add_parser("plot", help="plots of an output file (PNG, PDF, SVG)")
     pl.add_argument("file")
     pl.add_argument("--times", type=float, nargs="+", help="times of the snapshots")
-    pl.add_argument("--outdir", help="where to put the PNG files (default: beside the file)")
+    pl.add_argument("--outdir", help="where to put the plots (default: beside the file)")
+    pl.add_argument("--format", nargs="+", default=["png"], choices=["png", "pdf", "svg"], help="file formats")
+    pl.add_argument("--dpi", type=int, default=100, help="resolution of PNG plots (default 100)")
     v = sub.add_parser("validate", help="closed-form comparisons at three resolutions, with orders")
     v.add_argument("--case", action="extend", nargs="+", help="run only these cases (repeatable)")
     b = sub.add_parser("bench", help="timings against scipy baselines and the one-sweep bound")
@@ -229,7 +231,8 @@ def _run(args):
                 print(f"mfgpde: note: {note}")
             try:
                 with watch.immediate():
-                    for png in plot_result(written, times=times):
+                    for png in plot_result(written, times=times, formats=cfg["output"]["plot_formats"],
+                                           dpi=cfg["output"]["plot_dpi"]):
                         print(f"mfgpde: wrote {png}")
             except StopRequested as e:
                 _stop(f"{e.reason} while plotting; the solution is in {written} (`mfgpde plot {written}` "
@@ -343,6 +346,8 @@ def _plot(args):
     import h5py
 
     from .io import OutputError, plot_result
+    if not 10 <= args.dpi <= 2400:
+        _fail(f"--dpi {args.dpi}: must lie in [10, 2400]")
     p = _open_checked(args.file)
     if _rank() == 0:
         with h5py.File(p, "r") as f:
@@ -358,7 +363,7 @@ def _plot(args):
             except OSError as e:
                 _fail(f"--outdir {args.outdir}: cannot write there ({e.strerror})")
         try:
-            for png in plot_result(p, outdir=args.outdir, times=args.times):
+            for png in plot_result(p, outdir=args.outdir, times=args.times, formats=args.format, dpi=args.dpi):
                 print(f"mfgpde: wrote {png}")
         except OutputError as e:
             _fail(str(e), EXIT_WRITE_FAILED)

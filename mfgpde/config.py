@@ -175,6 +175,11 @@ def _check_output(o):
         raise ConfigError(f"output.file: must be a file name, got {o['file']!r}")
     if not isinstance(o["plots"], bool):
         raise ConfigError(f"output.plots: must be true or false, got {o['plots']!r}")
+    formats = o["plot_formats"]
+    if not isinstance(formats, list) or not formats or not all(f in ("png", "pdf", "svg") for f in formats):
+        raise ConfigError(f"output.plot_formats: a non-empty list of \"png\", \"pdf\", \"svg\", got {formats!r}")
+    if not _is_int(o["plot_dpi"]) or not 10 <= o["plot_dpi"] <= 2400:
+        raise ConfigError(f"output.plot_dpi: an integer in [10, 2400], got {o['plot_dpi']!r}")
     if o["max_wall_time"] is not None:
         try:
             parse_duration(o["max_wall_time"])

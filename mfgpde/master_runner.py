@@ -215,7 +215,8 @@ def _write(path, cfg, model, grid, levels, times, history, traj, checks, status,
             else {"point": np.arange(grid.size, dtype=float)})
     attrs = {"model": model.name, "kind": "stackelberg", "config": cfg, "version": __version__, "status": status,
              "converged": int(converged), "iterations": len(history) or len(levels), "mpi_ranks":
-             MPI.COMM_WORLD.Get_size(), "states": list(model.states), "actions": list(model.actions), **checks}
+             MPI.COMM_WORLD.Get_size(), "states": list(model.states), "actions": list(model.actions),
+             "leader_action": model.leader_action, **checks}
     extra = {"simplex": {"points": grid.points},
              "trajectory": {"z": traj["z"], "leader_action": traj["leader"], "policy": traj["policy"]}}
     write_result(path, axes=axes, t=times, fields=fields, attrs=attrs,

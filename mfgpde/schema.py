@@ -40,7 +40,9 @@ CHECKPOINT = [
                                            "`--max-time` wins over it"),
 ]
 OUTPUT = [Key("file", "string", None, "the output file; `-o` wins over it; with neither, `out/<run file name>.h5`"),
-          Key("plots", "boolean", False, "write PNG plots after a converged run")]
+          Key("plots", "boolean", False, "write the plots after a converged run"),
+          Key("plot_formats", "list of `\"png\"`, `\"pdf\"`, `\"svg\"`", ["png"], "the plots' file formats"),
+          Key("plot_dpi", "integer in [10, 2400]", 100, "resolution of PNG plots")]
 PLOT_TIMES = Key("plot_times", "list of numbers ≥ 0", None, "times of the snapshot plots (default 0, T/2, T); "
                                                             "those beyond T are plotted at T, said in a note")
 

@@ -176,3 +176,30 @@ def test_corrupted_result_is_refused(tmp_path):
         read_result(p)
     with pytest.raises(CorruptFileError):
         describe(p)
+
+
+def test_plot_formats_dpi_and_what_the_history_draws(tmp_path, monkeypatch):
+    """PDF and SVG beside PNG at the asked dpi; the convergence plot draws residuals on
+    its log axis and the linear iterations on their own axis (not as residuals)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    p = tmp_path / "run.h5"
+    kw = _result(1)
+    kw["history"] = {"iteration": np.arange(1.0, 4.0), "residual_u": np.array([1e-1, 1e-3, 1e-5]),
+                     "linear_iterations": np.array([7.0, 8.0, 9.0]), "newton": np.array([0.0, 1.0, 1.0])}
+    write_result(p, **kw)
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)  # keep the figures to look at
+    paths = plot_result(p, formats=("png", "pdf", "svg"), dpi=50)
+    assert sorted(q.name for q in paths) == sorted(f"run_{w}.{f}" for w in ("density", "snapshots", "history")
+                                                   for f in ("png", "pdf", "svg"))
+    assert (tmp_path / "run_history.pdf").read_bytes()[:4] == b"%PDF"
+    assert b"<svg" in (tmp_path / "run_history.svg").read_bytes()[:2000]
+    header = (tmp_path / "run_density.png").read_bytes()[16:24]  # PNG width, height: 6 x 4.5 inches at 50 dpi
+    assert (int.from_bytes(header[:4], "big"), int.from_bytes(header[4:], "big")) == (300, 225)
+    log_axis, right = figures[-1].axes
+    assert log_axis.get_yscale() == "log" and right.get_yscale() == "linear"
+    assert [line.get_label() for line in log_axis.get_lines()] == ["u: relative change (HJB residual for Newton)"]
+    assert [list(line.get_ydata()) for line in right.get_lines()] == [[7.0, 8.0, 9.0]]
+    assert [t.get_text() for t in log_axis.get_legend().get_texts()][-2:] == ["linear iterations", "Newton iterations"]

@@ -1,4 +1,4 @@
-"""PNG plots of an mfgpde result file (matplotlib imported lazily, Agg backend)."""
+"""Plots of an mfgpde result file (PNG, PDF or SVG; matplotlib imported lazily, Agg backend)."""
 from __future__ import annotations
 
 import os
@@ -9,6 +9,12 @@ import numpy as np
 from .hdf5 import OutputError, read_result, temporary_path
 
 _WHAT = {"u": "value", "m": "density"}
+FORMATS = ("png", "pdf", "svg")
+COUNTS = ("linear_iterations",)  # history entries that count, drawn on their own axis
+FLAGS = ("newton",)  # history entries that mark an iteration's kind
+LABELS = {"residual_u": "u: relative change (HJB residual for Newton)",
+          "residual_m": "m: relative change (FP residual for Newton)", "mass_error": "mass error",
+          "linear_iterations": "linear iterations", "value_change": "sup change of the master value"}
 
 
 def _time_indices(t, times):
@@ -23,22 +29,32 @@ def _residual_keys(history):
     return [k for k in history if k not in ("iteration", "wall_time") and np.asarray(history[k]).size]
 
 
-def _save(fig, plt, path, out):
-    """The figure as a PNG, atomically; OutputError naming the file if it cannot be written."""
-    tmp = temporary_path(path)
-    try:
-        fig.savefig(tmp, dpi=100, format="png")
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"writing {path} failed: {e.strerror or e}") from None
-    finally:
-        plt.close(fig)
-    out.append(path)
+class _Saver:
+    """Writes each figure in every format, atomically; OutputError naming the file if one
+    cannot be written.  `written` lists the files."""
+
+    def __init__(self, plt, formats, dpi):
+        self.plt, self.formats, self.dpi, self.written = plt, formats, dpi, []
+
+    def __call__(self, fig, path):
+        try:
+            for fmt in self.formats:
+                target = Path(path).with_suffix(f".{fmt}")
+                tmp = temporary_path(target)
+                try:
+                    fig.savefig(tmp, dpi=self.dpi, format=fmt)
+                    os.replace(tmp, target)
+                except OSError as e:
+                    tmp.unlink(missing_ok=True)
+                    raise OutputError(f"writing {target} failed: {e.strerror or e}") from None
+                self.written.append(target)
+        finally:
+            self.plt.close(fig)
 
 
-def plot_result(path, outdir=None, times=None) -> list[Path]:
-    """Write PNGs ``<stem>_<what>.png`` next to ``path`` (or in ``outdir``).
+def plot_result(path, outdir=None, times=None, formats=("png",), dpi=100) -> list[Path]:
+    """Write ``<stem>_<what>.<format>`` next to ``path`` (or in ``outdir``), in every one of
+    ``formats`` (png, pdf, svg) at ``dpi``.
 
     1-D: density m over (t, x), snapshots of u, m and any other field at
     ``times`` (default 0, T/2, T), convergence history. 2-D: density and
@@ -46,6 +62,7 @@ def plot_result(path, outdir=None, times=None) -> list[Path]:
     the trailing axes. Returns the written paths.
     """
     import matplotlib
+    import matplotlib.patches
     import matplotlib.ticker
 
     matplotlib.use("Agg")
@@ -63,16 +80,17 @@ def plot_result(path, outdir=None, times=None) -> list[Path]:
     names = list(res.axes)
     t = np.asarray(res.t)
     ks = _time_indices(t, times)
-    out: list[Path] = []
+    out = _Saver(plt, formats, dpi)
+    closed = res.extra.get("closed_form", {})
 
     populations = sorted(int(k[5:]) for k in res.fields if k.startswith("m_pop"))
     if res.attrs.get("kind") == "stackelberg":
         _stackelberg(path, res, names, model, stem, plt, out)
     elif res.attrs.get("kind") == "leader_follower":
         from .leader_follower_plots import plot_leader_follower
-        plot_leader_follower(res, t, ks, model, stem, plt, lambda fig, p: _save(fig, plt, p, out))
+        plot_leader_follower(res, t, ks, model, stem, plt, out)
     elif populations:
-        _populations(res, populations, names, t, ks, model, stem, plt, out)
+        _populations(res, populations, names, t, ks, model, stem, plt, out, closed)
     elif len(names) == 1:
         x, xn = res.axes[names[0]], names[0]
         if "m" in res.fields:
@@ -80,17 +98,21 @@ def plot_result(path, outdir=None, times=None) -> list[Path]:
             pc = ax.pcolormesh(x, t, res.fields["m"], shading="auto")
             fig.colorbar(pc, ax=ax, label="m")
             ax.set(xlabel=xn, ylabel="t", title=f"{model}: density m(t, {xn})")
-            _save(fig, plt, Path(f"{stem}_density.png"), out)
+            out(fig, Path(f"{stem}_density.png"))
         order = [k for k in ("u", "m") if k in res.fields] + [k for k in res.fields if k not in ("u", "m")]
         if order:
             fig, axs = plt.subplots(1, len(order), figsize=(4.5 * len(order), 3.8),
                                     constrained_layout=True, squeeze=False)
             for ax, name in zip(axs[0], order):
                 for k in ks:
-                    ax.plot(x, res.fields[name][k], label=f"t = {t[k]:.3g}")
-                ax.set(xlabel=xn, ylabel=name, title=f"{model}: {name}")
+                    line, = ax.plot(x, res.fields[name][k], label=f"t = {t[k]:.3g}")
+                    if name in closed:
+                        ax.plot(x, closed[name][k], "--", color=line.get_color(), lw=1,
+                                label="closed form" if k == ks[-1] else None)
+                ax.set(xlabel=xn, ylabel=name, title=f"{model}: {name}" + (" (dashed: closed form)"
+                                                                           if name in closed else ""))
                 ax.legend(fontsize="small")
-            _save(fig, plt, Path(f"{stem}_snapshots.png"), out)
+            out(fig, Path(f"{stem}_snapshots.png"))
     else:
         x, y = res.axes[names[0]], res.axes[names[1]]
         mid = tuple(len(res.axes[n]) // 2 for n in names[2:])
@@ -98,40 +120,63 @@ def plot_result(path, outdir=None, times=None) -> list[Path]:
         for name in ("m", "u"):
             if name not in res.fields:
                 continue
-            fig, axs = plt.subplots(1, len(ks), figsize=(4.5 * len(ks), 4),
+            fig, axs = plt.subplots(1, len(ks), figsize=(4.5 * len(ks) + 1, 4),
                                     constrained_layout=True, squeeze=False)
-            for ax, k in zip(axs[0], ks):
-                data = res.fields[name][(k, slice(None), slice(None)) + mid]
-                pc = ax.pcolormesh(x, y, data.T, shading="auto")  # rows along the 2nd axis
-                fig.colorbar(pc, ax=ax, label=name)
+            panels = [res.fields[name][(k, slice(None), slice(None)) + mid] for k in ks]
+            lo, hi = min(float(np.min(d)) for d in panels), max(float(np.max(d)) for d in panels)
+            for ax, k, data in zip(axs[0], ks, panels):  # one colour scale across the panels
+                pc = ax.pcolormesh(x, y, data.T, shading="auto", vmin=lo, vmax=hi)  # rows along the 2nd axis
                 ax.set_aspect("equal")
-                ax.set(xlabel=names[0], ylabel=names[1], title=f"{model}: {name} at t = {t[k]:.3g}{where}")
-            _save(fig, plt, Path(f"{stem}_{_WHAT[name]}_snapshots.png"), out)
+                ax.set(xlabel=names[0], ylabel=names[1], title=f"{name} at t = {t[k]:.3g}{where}")
+            fig.colorbar(pc, ax=axs[0].tolist(), label=name)
+            fig.suptitle(f"{model}: {'density' if name == 'm' else 'value'} {name}")
+            out(fig, Path(f"{stem}_{_WHAT[name]}_snapshots.png"))
 
     keys = _residual_keys(res.history)
     if keys:
         _history(res, keys, model, stem, plt, matplotlib, out)
-    return out
+    return out.written
 
 
 def _history(res, keys, model, stem, plt, matplotlib, out):
-    if keys:
-        fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
-        for k in keys:
+    """Residuals on a log axis, counts (linear iterations) on their own axis at the right,
+    Newton iterations shaded; one legend for what is drawn."""
+    fig, ax = plt.subplots(figsize=(6.5, 4), constrained_layout=True)
+
+    def iterations(h):
+        it = np.asarray(res.history.get("iteration", np.arange(1, h.size + 1)))
+        return it if it.size == h.size else np.arange(1, h.size + 1)
+
+    handles = []
+    for k in keys:
+        h = np.asarray(res.history[k], dtype=float)
+        if k in FLAGS or k in COUNTS or not np.any(h > 0):
+            continue
+        handles += ax.semilogy(iterations(h), np.where(h > 0, h, np.nan), marker=".", label=LABELS.get(k, k))
+    counts = [k for k in keys if k in COUNTS and np.any(np.asarray(res.history[k]) > 0)]
+    if counts:
+        right = ax.twinx()
+        for k in counts:
             h = np.asarray(res.history[k], dtype=float)
-            it = np.asarray(res.history.get("iteration", np.arange(1, h.size + 1)))
-            it = it if it.size == h.size else np.arange(1, h.size + 1)
-            ax.semilogy(it, h, marker=".", label=k)
-        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-        ax.set(xlabel="iteration", ylabel="residual", title=f"{model}: convergence")
-        ax.legend(fontsize="small")
-        _save(fig, plt, Path(f"{stem}_history.png"), out)
+            handles += right.plot(iterations(h), h, color="0.5", ls=":", marker="x", label=LABELS.get(k, k))
+        right.set_ylabel("linear iterations per iteration")
+    newton = np.asarray(res.history.get("newton", []), dtype=float)
+    if newton.size and newton.any():
+        it = iterations(newton)
+        for i in it[newton > 0]:
+            ax.axvspan(i - 0.5, i + 0.5, color="tab:orange", alpha=0.12, lw=0)
+        handles.append(matplotlib.patches.Patch(color="tab:orange", alpha=0.3, label="Newton iterations"))
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.set(xlabel="iteration", ylabel="residual or change", title=f"{model}: convergence")
+    if handles:
+        ax.legend(handles=handles, fontsize="small")
+    out(fig, Path(f"{stem}_history.png"))
 
 
-def _populations(res, populations, names, t, ks, model, stem, plt, out):
+def _populations(res, populations, names, t, ks, model, stem, plt, out, closed):
     """Several populations: the mean of each over time, one panel per axis (consensus shows
-    as the curves meeting), and the densities at the chosen times (1-D: curves; else the
-    first two axes through the middle of the others)."""
+    as the curves meeting; dashed: the closed form's), and the densities at the chosen
+    times (1-D: curves; else the first two axes through the middle of the others)."""
     axes = [np.asarray(res.axes[n]) for n in names]
     grids = np.meshgrid(*axes, indexing="ij", sparse=True)
     vol = float(np.prod([a[1] - a[0] if a.size > 1 else 1.0 for a in axes]))
@@ -139,11 +184,14 @@ def _populations(res, populations, names, t, ks, model, stem, plt, out):
     for k in populations:
         m = np.asarray(res.fields[f"m_pop{k}"])
         for d, ax in enumerate(axs[0]):
-            ax.plot(t, np.sum(m * grids[d], axis=tuple(range(1, m.ndim))) * vol, label=f"population {k}")
+            line, = ax.plot(t, np.sum(m * grids[d], axis=tuple(range(1, m.ndim))) * vol, label=f"population {k}")
+            if "mean" in closed:
+                ax.plot(t, np.asarray(closed["mean"])[:, k - 1, d], "--", color=line.get_color(), lw=1,
+                        label="closed form" if k == populations[-1] else None)
     for d, ax in enumerate(axs[0]):
         ax.set(xlabel="t", ylabel=f"mean {names[d]}", title=f"{model}: means of the populations")
         ax.legend(fontsize="small")
-    _save(fig, plt, Path(f"{stem}_means.png"), out)
+    out(fig, Path(f"{stem}_means.png"))
     fig, axs = plt.subplots(1, len(ks), figsize=(4.5 * len(ks), 3.8), constrained_layout=True, squeeze=False)
     mid = tuple(len(a) // 2 for a in axes[1:])
     for ax, i in zip(axs[0], ks):
@@ -151,7 +199,7 @@ def _populations(res, populations, names, t, ks, model, stem, plt, out):
             ax.plot(axes[0], np.asarray(res.fields[f"m_pop{k}"])[(i, slice(None)) + mid], label=f"population {k}")
         ax.set(xlabel=names[0], ylabel="m", title=f"{model}: densities at t = {t[i]:.3g}")
         ax.legend(fontsize="small")
-    _save(fig, plt, Path(f"{stem}_densities.png"), out)
+    out(fig, Path(f"{stem}_densities.png"))
 
 
 def _stackelberg(path, res, names, model, stem, plt, out):
@@ -176,10 +224,11 @@ def _stackelberg(path, res, names, model, stem, plt, out):
         pc = axs[0].scatter(*xy, c=res.fields[policies[-1]][0], s=12)
         fig.colorbar(pc, ax=axs[0], label=policies[-1])
         pc = axs[1].scatter(*xy, c=res.fields["leader_action"][0], s=12)
-        fig.colorbar(pc, ax=axs[1], label="leader action")
-    axs[0].set(ylabel="probability", title=f"{model}: followers' prescriptions")
-    axs[1].set(ylabel="leader action", title=f"{model}: leader's action")
-    _save(fig, plt, Path(f"{stem}_policies.png"), out)
+        fig.colorbar(pc, ax=axs[1], label=str(res.attrs.get("leader_action", "leader action")))
+    action = str(res.attrs.get("leader_action", "leader action"))
+    axs[0].set(ylabel="probability", title=f"{model}: followers' prescriptions γ(a | x)")
+    axs[1].set(ylabel=action, title=f"{model}: the leader's {action}")
+    out(fig, Path(f"{stem}_policies.png"))
     fig, axs = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
     t = np.arange(len(traj["z"]))
     for i in range(traj["z"].shape[1]):
@@ -188,5 +237,5 @@ def _stackelberg(path, res, names, model, stem, plt, out):
     axs[0].set(xlabel="t", ylabel="population share", title=f"{model}: equilibrium path")
     axs[0].legend(fontsize="small")
     axs[1].step(t[:-1], traj["leader_action"], where="post", color="k")
-    axs[1].set(xlabel="t", ylabel="leader action", title=f"{model}: leader along the path")
-    _save(fig, plt, Path(f"{stem}_path.png"), out)
+    axs[1].set(xlabel="t", ylabel=action, title=f"{model}: the leader's {action} along the path")
+    out(fig, Path(f"{stem}_path.png"))

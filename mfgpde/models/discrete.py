@@ -22,6 +22,7 @@ class DiscreteGameModel(MFGModel):
     required = ("leader_actions", "transition", "follower_reward", "leader_reward")
     states = ()
     actions = ()
+    leader_action = "leader action"  # what the leader's action is, for plots and files
 
     def __init__(self, **params):
         super().__init__(len(self.states), **params)

@@ -19,6 +19,7 @@ class Infection(DiscreteGameModel):
     name = "infection"
     states = ("healthy", "infected")
     actions = ("nothing", "repair")
+    leader_action = "repair price c"
     parameters = {"k": 0.2, "q": 0.9, "lam": 0.2, "delta": 0.9, "price": "auto"}
 
     def validate(self):

@@ -20,6 +20,7 @@ class Technology(DiscreteGameModel):
     name = "technology"
     states = ("minus", "plus")
     actions = ("buy_minus", "buy_plus")
+    leader_action = "price c of product +1"
     parameters = {"p1": 0.1, "p2": 0.3, "delta": 0.9, "competitor_price": -1.0, "price": [0.0, 5.0]}
 
     def validate(self):
