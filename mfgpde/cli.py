@@ -126,16 +126,19 @@ def _parser():
     pl.add_argument("--outdir", help="where to put the plots (default: beside the file)")
     pl.add_argument("--format", nargs="+", default=["png"], choices=["png", "pdf", "svg"], help="file formats")
     pl.add_argument("--dpi", type=int, default=100, help="resolution of PNG plots (default 100)")
+    from .bench.run import CASES as BENCH_CASES, SIZES
+    from .validation import CASES as VALIDATION_CASES
     v = sub.add_parser("validate", help="closed-form comparisons at three resolutions, with orders")
-    v.add_argument("--case", action="extend", nargs="+", help="run only these cases (repeatable)")
+    v.add_argument("--case", action="extend", nargs="+", metavar="NAME",
+                   help=f"run only these cases (repeatable): {', '.join(VALIDATION_CASES)}")
     b = sub.add_parser("bench", help="timings against scipy baselines and the one-sweep bound")
-    from .bench.run import SIZES
     b.add_argument("--sizes", nargs="+", default=["small"], choices=SIZES,
                    help="cells per axis (each case runs the ones it has; small: each case's first)")
     b.add_argument("--couplings", nargs="+", default=["auto"], choices=["auto", "anderson", "picard", "newton"])
     b.add_argument("--no-spsolve", action="store_true", help="leave out the spsolve Picard baseline")
     b.add_argument("--ranks", nargs="+", type=int, default=[1, 2])
-    b.add_argument("--case", action="extend", nargs="+", help="only these cases (repeatable)")
+    b.add_argument("--case", action="extend", nargs="+", metavar="NAME",
+                   help=f"only these cases (repeatable): {', '.join(BENCH_CASES)}")
     b.add_argument("--json", help="also write the records as JSON")
     b.add_argument("--baseline-iterations", type=int, metavar="K",
                    help="run the spsolve baseline for K Picard iterations only (a lower bound of its time)")

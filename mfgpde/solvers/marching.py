@@ -38,8 +38,8 @@ class TimeMarching:
         else:
             # a small budget, as a smoother: the outer FGMRES corrects what a level solve
             # leaves.  Jacobi is the same on any partition, so the outer iterations are too;
-            # block-local SOR (at 257²×100: 20 outer iterations on 1 rank, 23 on 2) and block
-            # Jacobi/ILU are not, and ASM's subdomain copies cost more than they saved
+            # block-local SOR and block Jacobi/ILU are not, and ASM's subdomain copies cost
+            # more than they saved (docs/benchmarks.md)
             ksp.setType(PETSc.KSP.Type.GMRES)
             ksp.setPCSide(PETSc.PC.Side.RIGHT)
             ksp.setNormType(PETSc.KSP.NormType.UNPRECONDITIONED)

@@ -57,8 +57,8 @@ class PicardSolver:
         self.problem = self.problems[0]
         self.damping, self.tol, self.max_iterations, self.handover = damping, tol, max_iterations, handover
         self.monitors, self.on_state = list(monitors), on_state
-        # inexact per-step Newton: the SNES tolerances set u's accuracy (at 257²×100 a Picard
-        # iteration took 9.8 s with linear rtol 1e-6 against 11.4 s with 1e-12)
+        # inexact per-step Newton: the SNES tolerances set u's accuracy, the linear ones need
+        # not (docs/benchmarks.md has the timings)
         self.hjbs = [HJBSolver(pb, linear_rtol=1e-6) for pb in self.problems]
         self.fps = [FPSolver(pb) for pb in self.problems]
         self.hjb, self.fp = self.hjbs[0], self.fps[0]
