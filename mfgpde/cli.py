@@ -8,7 +8,7 @@
     mfgpde plot OUT.h5 [--times T ...] [--outdir DIR] [--format png pdf svg] [--dpi N]
     mfgpde validate [--case NAME ...]
     mfgpde bench [--sizes small 257 ...] [--ranks 1 2] [--case NAME ...] [--couplings auto ...] [--repeat K] [--json FILE]
-                 [--baseline-iterations K]
+                 [--baseline-iterations K] [--peer PYTHON]
 
 `check` evaluates the model at random points of its grid: every derivative the solvers
 use against central differences, the upwind structure, m0, and per family the affine
@@ -29,6 +29,8 @@ import argparse
 import errno
 import os
 import pathlib
+import shutil
+import subprocess
 import sys
 import time
 
@@ -140,6 +142,8 @@ def _parser():
     b.add_argument("--case", action="extend", nargs="+", metavar="NAME",
                    help=f"only these cases (repeatable): {', '.join(BENCH_CASES)}")
     b.add_argument("--json", help="also write the records as JSON")
+    b.add_argument("--peer", metavar="PYTHON",
+                   help="instead: the 1-D default study against the peer package mfgsolver, run by PYTHON")
     b.add_argument("--baseline-iterations", type=int, metavar="K",
                    help="run the spsolve baseline for K Picard iterations only (a lower bound of its time)")
     b.add_argument("--repeat", type=int, default=1, metavar="K",
@@ -391,6 +395,11 @@ def _bench(args):
         _fail(f"bench --case {unknown[0]}: unknown case (known: {', '.join(CASES)})")
     if args.repeat < 1:
         _fail(f"bench --repeat {args.repeat}: must be at least 1")
+    if args.peer is not None:
+        probe = subprocess.run([args.peer, "-c", "import mfgsolver"], capture_output=True, text=True) \
+            if shutil.which(args.peer) or os.path.isfile(args.peer) else None
+        if probe is None or probe.returncode != 0:
+            _fail(f"bench --peer {args.peer}: not a Python that imports mfgsolver (pip install mfgsolver there)")
     return bench_main(args)
 
 

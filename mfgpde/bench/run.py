@@ -60,12 +60,13 @@ def errors(cfg, u, m):
             float(np.sum(np.abs(m[-1] - mT)) * pb.grid.cell_volume))
 
 
-def petsc_run(runfile, n, nt, coupling, ranks, workdir):
-    """One mfgpde configuration in a subprocess; figures read back from its output file."""
+def petsc_run(runfile, n, nt, coupling, ranks, workdir, sets=()):
+    """One mfgpde configuration in a subprocess (with `sets`, more --set overrides); figures
+    read back from its output file, `process` the whole process's time."""
     out = pathlib.Path(workdir) / f"bench_{coupling}_{ranks}.h5"
     cmd = [sys.executable, "-m", "mfgpde", "run", str(RUNS / runfile), "--set", f"grid.n={list(n)}",
            "--set", f"time.nt={nt}", "--set", "output.plots=false", "--set", f"solver.coupling='{coupling}'",
-           "-o", str(out)]
+           *[a for item in sets for a in ("--set", item)], "-o", str(out)]
     if ranks > 1:
         cmd = [shutil.which("mpirun"), "-n", str(ranks), sys.executable, "-m", "mpi4py", *cmd[1:]]
     start = time.perf_counter()
@@ -225,6 +226,13 @@ def format_row(r):
 def main(args):
     la = os.getloadavg()
     print(f"machine: {os.cpu_count()} cores, {os.uname().machine}, load {la[0]:.2f} {la[1]:.2f}")
+    if args.peer:
+        from .peer import peer
+        records = peer(args.peer, ranks=args.ranks, couplings=args.couplings)
+        print(f"load after: {os.getloadavg()[0]:.2f}   x peer: mfgsolver's process time / the row's")
+        if args.json:
+            pathlib.Path(args.json).write_text(json.dumps(records, indent=1))
+        return 0
     print(HEADER)
     records = bench(sizes=args.sizes, ranks=args.ranks, cases=args.case, couplings=args.couplings,
                     baseline_iterations=args.baseline_iterations, repeat=args.repeat,
