@@ -2,7 +2,6 @@
 solvers know model interfaces, never a concrete model; the configuration, the registry
 and the package itself import no PETSc and start no MPI."""
 import ast
-import pathlib
 import subprocess
 import sys
 
