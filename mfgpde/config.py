@@ -83,7 +83,6 @@ def _validate_mfg(data):
     _check_time(cfg["time"])
     _check_solver(cfg["solver"])
     _check_output(cfg["output"])
-    _check_plot_times(cfg["output"]["plot_times"])
     _check_petsc(cfg)
     return cfg
 
@@ -188,11 +187,7 @@ def _check_output(o):
     times = o["plot_times"]
     if times is not None and (not isinstance(times, list) or not times or not all(_is_number(v) for v in times)):
         raise ConfigError(f"output.plot_times: must be a non-empty list of times, got {times!r}")
-
-
-def _check_plot_times(times):
-    """Times >= 0; those beyond the horizon are plotted at T (`plot_times_within`)."""
-    if times and not all(v >= 0 for v in times):
+    if times and not all(v >= 0 for v in times):  # beyond T they are plotted at T (plot_times_within)
         raise ConfigError(f"output.plot_times: times must be >= 0 (beyond T they are plotted at T), got {times!r}")
 
 
@@ -301,6 +296,5 @@ def _validate_leader_follower(data):
     if not _is_int(s["max_iterations"]) or s["max_iterations"] < 1:
         raise ConfigError(f"solver.max_iterations: a positive integer, got {s['max_iterations']!r}")
     _check_output({**DEFAULTS["output"], **cfg["output"]})
-    _check_plot_times(cfg["output"]["plot_times"])
     _check_petsc(cfg)
     return cfg
