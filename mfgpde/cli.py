@@ -163,7 +163,8 @@ def main(argv=None):
     except Exception as e:  # noqa: BLE001  petsc4py.PETSc.Error, whose module failed to load
         _fail(f"petsc: PETSc did not start with the options {' '.join(petsc)} (error code {getattr(e, 'ierr', '?')})")
     args = _parser().parse_args(own)
-    command = {"run": _run, "check": _check, "models": _models, "info": _info, "plot": _plot, "validate": _validate, "bench": _bench}[args.command]
+    command = {"run": _run, "check": _check, "models": _models, "info": _info, "plot": _plot,
+               "validate": _validate, "bench": _bench}[args.command]
     from mpi4py import MPI
     if MPI.COMM_WORLD.Get_size() == 1:
         return command(args)
@@ -260,6 +261,8 @@ def _check(args):
         checks = check_model(registry.from_config(cfg), cfg, points=args.points)
     except (ConfigError, ModelError) as e:
         _fail(str(e))
+    except Exception as e:  # noqa: BLE001  raised in a user's model file while it is built
+        _user_model_failed(e)
     width = max(len(c.name) for c in checks)
     if _rank() == 0:
         for c in checks:
