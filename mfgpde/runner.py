@@ -312,13 +312,15 @@ def wall_warnings(fields, grid, t, boundary):
 
 
 def closed_form_lines(fields, closed, grid):
-    """The errors against the closed form: relative sup error of u(0), L¹ error of m(T)."""
+    """The errors against the closed form: relative sup error of u(0) (absolute where the
+    closed form's u(0) is 0), L¹ error of m(T)."""
     lines = []
     for tag in (n[1:] for n in fields if re.fullmatch(r"u(_pop\d+)?", n) and n in closed):
         cu = closed["u" + tag][0]
         m, cm = fields["m" + tag][-1], closed["m" + tag][-1]
-        lines.append(f"closed form{tag.replace('_pop', ', population ')}: u(0) relative sup error "
-                     f"{np.max(np.abs(fields['u' + tag][0] - cu)) / np.max(np.abs(cu)):.3e}, "
+        error, scale = np.max(np.abs(fields["u" + tag][0] - cu)), np.max(np.abs(cu))
+        what = f"relative sup error {error / scale:.3e}" if scale > 0 else f"sup error {error:.3e} (u ≡ 0)"
+        lines.append(f"closed form{tag.replace('_pop', ', population ')}: u(0) {what}, "
                      f"m(T) L1 error {np.sum(np.abs(m - cm)) * grid.cell_volume:.3e}")
     return lines
 
