@@ -9,12 +9,14 @@ several populations, and the value as an expected cost (Monte Carlo and exact mo
 with the saddle-point identity J(u* + δ, w*) = v + ½δᵀRδT, J(u*, w* + δ) = v − ½δᵀΓδT.
 """
 import math
+import time
 
 import numpy as np
 import pytest
 from scipy.integrate import quad, solve_ivp
+from scipy.linalg import expm
 
-from mfgpde.closedforms.robust_designer import (RobustDesignerClosedForm, coalition_matrix,
+from mfgpde.closedforms.robust_designer import (RobustDesignerClosedForm, coalition_matrix, conjugate_search,
                                                 conjugate_time, neighbour_weights)
 
 ODE_TOL = dict(method="DOP853", rtol=1e-11, atol=1e-13)
@@ -259,3 +261,168 @@ def test_coalitions_and_neighbour_weights():
     np.testing.assert_allclose(W.sum(axis=1), 1.0)
     np.testing.assert_allclose(W[1], [0.5, 0, 0.5, 0, 0])
     np.testing.assert_allclose(neighbour_weights([[1, 2], [0], [0, 1]]).sum(axis=1), 1.0)
+
+
+# -- the conjugate time: three games of the issue, two methods --------------------------------
+# All three have Q = S = I and M = BR⁻¹Bᵀ − Γ⁻¹ with a repeated or tiny negative eigenvalue.
+# "reported": what the sign-change search of det(expm(τK)[I; S]) that conjugate_time
+# replaced gave for them.
+def wide_incidence(players):
+    """B of the paper's eq. (2): [B_H | −I over a row of zeros], q × (n + q − 1)."""
+    BH = coalition_matrix(players)
+    q = len(BH)
+    return np.hstack([BH, np.vstack([-np.eye(q - 1), np.zeros((1, q - 1))])])
+
+
+ISSUE_GAMES = {
+    # a single player acting on the first of three coalitions, Γ = 4: M = diag(3/4, −1/4, −1/4),
+    # a double root of det X (reported inf)
+    "B100": dict(B=[[1.0], [0.0], [0.0]], R=[[1.0]], Gamma=4 * I3, Q=I3, S=I3),
+    # the paper's 3-player game of Section 8 (q = 7 coalitions, B_H of Table 1) with R = I,
+    # Γ = I (γ = 1), Q = S = I: BBᵀ has rank 3, so M = −1 on a 4-dimensional kernel (reported 3.927 = 5π/4)
+    "tu3": dict(B=coalition_matrix(3), R=np.eye(3), Gamma=np.eye(7), Q=np.eye(7), S=np.eye(7)),
+    # the wide B of eq. (2) for 2 players (3×4), R = I, Γ = 1.703025 = 1.305²: 1/Γ barely exceeds
+    # the smallest eigenvalue 2 − √2 of BBᵀ, a long horizon (reported 21.89, from round-off)
+    "wide": dict(B=wide_incidence(2), R=np.eye(4), Gamma=1.703025 * I3, Q=I3, S=I3),
+}
+
+
+def _exact_scalar_blow_up():
+    """Along a common eigen-direction e (Me = −ae, Qe = qe, Se = se) φ = p eeᵀ + (the rest) with
+    p' = q + ap², p(0) = s.  Derived here with sympy: p = √(q/a) tan(√(qa)τ + atan(s√(a/q)))
+    solves it, so p blows up at τ* = (π/2 − atan(s√(a/q)))/√(qa)."""
+    sympy = pytest.importorskip("sympy")
+    tau, a, q, s = sympy.symbols("tau a q s", positive=True)
+    p = sympy.sqrt(q / a) * sympy.tan(sympy.sqrt(q * a) * tau + sympy.atan(s * sympy.sqrt(a / q)))
+    assert sympy.simplify(sympy.diff(p, tau) - (q + a * p ** 2)) == 0
+    assert sympy.simplify(p.subs(tau, 0) - s) == 0
+    star = (sympy.pi / 2 - sympy.atan(s * sympy.sqrt(a / q))) / sympy.sqrt(q * a)
+    # B100: a = 1/4, q = s = 1 gives π − 2 atan(1/2) = 2 atan 2; tu3: a = q = s = 1 gives π/4
+    assert abs(sympy.N(star.subs({a: sympy.Rational(1, 4), q: 1, s: 1}) - 2 * sympy.atan(2), 40)) < 1e-35
+    assert sympy.simplify(star.subs({a: 1, q: 1, s: 1}) - sympy.pi / 4) == 0
+    return sympy.lambdify((a, q, s), star)
+
+
+def exact_conjugate_time(prm):
+    """τ* of a game whose M, Q, S are simultaneously diagonal: the first scalar blow-up over
+    M's negative eigen-directions (checked to diagonalise Q and S)."""
+    M, Q, S = m_matrix(prm), np.asarray(prm["Q"], float), np.asarray(prm["S"], float)
+    lam, E = np.linalg.eigh(M)
+    for A in (Q, S):
+        D = E.T @ A @ E
+        assert np.allclose(D, np.diag(np.diag(D)), atol=1e-12)
+    star = _exact_scalar_blow_up()
+    times = [star(-l, e @ Q @ e, e @ S @ e) for l, e in zip(lam, E.T) if l < -1e-12]
+    return min(times), int(np.sum(np.abs(lam - lam[0]) < 1e-9))
+
+
+def riccati_blow_up(M, Q, S, tau_max, big=1e7):
+    """Method 2, independent of conjugate_time: integrate dφ/dτ = Q − φMφ, φ(0) = S, until
+    ‖φ‖ = big, then add the rest of the blow-up from its rate: φ ≈ vvᵀ/(a(τ* − τ)),
+    a = −vᵀMv, along the blowing-up direction v (inf if there is none before tau_max)."""
+    q = len(M)
+    rhs = lambda _, y: (Q - y.reshape(q, q) @ M @ y.reshape(q, q)).ravel()  # noqa: E731
+    large = lambda _, y: np.linalg.norm(y) - big  # noqa: E731
+    large.terminal = True
+    sol = solve_ivp(rhs, (0.0, tau_max), np.asarray(S, float).ravel(), method="DOP853", rtol=1e-12,
+                    atol=1e-12, events=large)
+    if sol.status != 1:
+        return math.inf
+    phi = sol.y_events[0][0].reshape(q, q)
+    lam, V = np.linalg.eigh(0.5 * (phi + phi.T))
+    v = V[:, np.argmax(np.abs(lam))]
+    return sol.t_events[0][0] + 1.0 / (-(v @ M @ v) * np.max(np.abs(lam)))
+
+
+@pytest.mark.parametrize("name, expected, multiplicity", [("B100", 2.2143, 2), ("tu3", 0.785, 4),
+                                                          ("wide", 40.92, 1)])
+def test_conjugate_time_of_the_issue_games_by_two_methods(name, expected, multiplicity):
+    prm = ISSUE_GAMES[name]
+    M, Q, S = m_matrix(prm), np.asarray(prm["Q"], float), np.asarray(prm["S"], float)
+    exact, mult = exact_conjugate_time(prm)
+    assert mult == multiplicity and round(exact, len(str(expected).split(".")[1])) == expected  # the issue's digits
+    frame = conjugate_time(M, Q, S)                  # method 1: the orthonormal Lagrangian frame
+    riccati = riccati_blow_up(M, Q, S, 2 * exact)    # method 2: the Riccati equation's blow-up
+    assert abs(frame - exact) < 1e-10 * exact, (frame, exact)
+    assert abs(riccati - exact) < 1e-7 * exact, (riccati, exact)
+    assert abs(frame - riccati) < 1e-7 * exact
+
+
+def test_a_double_root_of_det_X_has_no_sign_change():
+    """Why a sign-change search misses B100: det X(τ) = x(τ)²·(a positive factor) about τ*."""
+    prm = ISSUE_GAMES["B100"]
+    M = m_matrix(prm)
+    K = np.block([[np.zeros((3, 3)), M], [I3, np.zeros((3, 3))]])
+    det = lambda tau: np.linalg.det((expm(tau * K) @ np.vstack([I3, I3]))[:3])  # noqa: E731
+    star = 2 * math.atan(2.0)
+    assert det(star - 1e-3) > 0 and det(star + 1e-3) > 0 and abs(det(star)) < 1e-12
+
+
+def test_conjugate_time_on_random_games_against_the_riccati_blow_up():
+    rng = np.random.default_rng(7)
+    for _ in range(12):
+        q = int(rng.integers(1, 5))
+        A, C, D = (rng.normal(size=(q, q)) for _ in range(3))
+        M = A @ A.T / q - rng.uniform(0.2, 1.5) * np.eye(q)
+        Q, S = C @ C.T / q * rng.uniform(0.0, 2.0), D @ D.T / q * rng.uniform(0.0, 2.0)
+        tau = conjugate_time(M, Q, S)
+        ref = riccati_blow_up(M, Q, S, 2 * tau if math.isfinite(tau) else 50.0)
+        assert (math.isinf(tau) and math.isinf(ref)) or abs(tau - ref) < 1e-7 * ref, (tau, ref)
+
+
+def test_conjugate_time_is_fast_and_scale_free():
+    for prm in ISSUE_GAMES.values():
+        M, Q, S = m_matrix(prm), np.asarray(prm["Q"], float), np.asarray(prm["S"], float)
+        best = math.inf
+        for _ in range(3):
+            start = time.perf_counter()
+            conjugate_time(M, Q, S)
+            best = min(best, time.perf_counter() - start)
+        assert best < 0.2, best
+    # (x, y, τ) ↦ (x/α, αy, τ/c): the same conjugate point, at c τ*
+    exact = lambda a, q, s: math.atan2(math.sqrt(q), s * math.sqrt(a)) / math.sqrt(q * a)  # noqa: E731  (scalar_tau)
+    for scale in (1e-60, 1e-6, 1e6, 1e60):
+        for a, q, s in ((scale, 1.0, 1.0), (1.0, scale, 1.0), (1.0, 1.0, scale)):
+            assert conjugate_time([[-a]], [[q]], [[s]]) == pytest.approx(exact(a, q, s), rel=1e-10), (a, q, s)
+    assert conjugate_time(np.diag([1.0, -1.0]), np.diag([1.0, 0.0]), np.diag([1.0, 0.0])) == math.inf  # decoupled
+    assert conjugate_time([[-1.25]], [[0.0]], [[0.004]]) == pytest.approx(200.0, rel=1e-12)  # Q = 0: 1/(as)
+
+
+def test_the_search_covers_the_horizon_asked_about():
+    # no conjugate point although M is indefinite and Q couples to its negative direction
+    th = 0.3
+    e = np.array([math.cos(th), math.sin(th)])
+    M, Q, S = np.diag([4.0, -0.01]), np.outer(e, e), np.zeros((2, 2))
+    assert riccati_blow_up(M, Q, S, 3000.0) == math.inf
+    tau, covered = conjugate_search(M, Q, S, horizon=1000.0)
+    assert tau == math.inf and covered >= 1060.0
+    assert conjugate_time(M, Q, S, horizon=1000.0) == math.inf
+    assert conjugate_time(np.diag([1.0, -1.0]), I2, I2, horizon=1e3) == pytest.approx(math.pi / 4, rel=1e-12)
+    # a shear (Q = 0): τ* = 1/(as) = 1e5 along the negative direction
+    shear = conjugate_time(np.diag([1.0, -1e-2]), np.zeros((2, 2)), np.diag([1.0, 1e-3]))
+    assert shear == pytest.approx(1e5, rel=1e-10)
+    # τ* = 1e10 beside a mode growing like e^τ: too far to reach, but a short horizon is decided, quickly
+    M, Q, S = np.diag([1.0, -1e-4]), np.diag([1.0, 0.0]), np.diag([1.0, 1e-6])
+    start = time.perf_counter()
+    tau, covered = conjugate_search(M, Q, S, horizon=1.0)
+    assert tau == math.inf and 1.06 <= covered < 1e10 and time.perf_counter() - start < 3.0
+
+
+def test_long_horizon_below_the_conjugate_time_builds():
+    """T = 30 lies between the old (round-off) 21.89 and the true 40.92 of the wide game."""
+    prm = ISSUE_GAMES["wide"]
+    cf = RobustDesignerClosedForm(**prm, sigma=0.3, T=30.0, means0=[[0.1, 0.0, -0.1]], s0=0.3)
+    assert cf.tau_star == pytest.approx(40.9218767578776, rel=1e-10)
+    assert np.all(np.isfinite(cf.phi(0.0))) and np.linalg.eigvalsh(cf.phi(0.0))[-1] > 1.0
+
+
+def test_a_blow_up_inside_the_closed_form_is_one_quick_error(monkeypatch):
+    """Were the conjugate time missed again (here: forced to inf), building the closed form past
+    it raises an ArithmeticError at once instead of looping on NaN."""
+    import mfgpde.closedforms.robust_designer as module
+    monkeypatch.setattr(module, "conjugate_time", lambda *a, **k: math.inf)
+    prm = ISSUE_GAMES["B100"]
+    start = time.perf_counter()
+    with pytest.raises(ArithmeticError, match="closed form: .*(not finite|failed|evaluations)"):
+        RobustDesignerClosedForm(**prm, sigma=0.3, T=3.0, means0=[[0.2, -0.1, 0.1]], s0=0.25)
+    assert time.perf_counter() - start < 5.0

@@ -1,12 +1,16 @@
 """The robust crowd-seeking designer game on the grid against its Riccati closed forms:
 the scalar game (first order, constant mean), the 2-player TU game (q = 3, indefinite M,
 conjugate time), five populations on a chain (consensus), serial = 2 ranks."""
+import time
+
 import h5py
 import numpy as np
 import pytest
 
 from conftest import RUNS, mfgpde
 from mfgpde.config import validate
+from mfgpde.models.base import ModelError
+from mfgpde.models.registry import create
 from mfgpde.runner import build_problem, build_solver
 from mfgpde.validation.cases import convergence_study
 from mfgpde.validation.study import moments_path
@@ -90,6 +94,63 @@ def test_tu_game_reports_indefinite_direction_and_conjugate_time(tmp_path):
         names = set(f["solution"])
         assert {"allocation_1", "allocation_2", "disturbance_1", "disturbance_2", "disturbance_3"} <= names
         assert np.abs(f["solution/m"][()].sum(axis=(1, 2, 3)) - f["solution/m"][0].sum()).max() < 1e-10
+
+
+# one player acting on the first of three coalitions, Γ = 4: M = diag(3/4, −1/4, −1/4), whose
+# double negative eigenvalue makes det X touch zero at τ* = 2 atan 2 = 2.2143 without changing sign
+SINGLE_ACTOR = ["--set", "model.B=[[1.0],[0.0],[0.0]]", "--set", "model.Gamma=4.0"]
+
+
+def test_a_double_conjugate_point_refuses_the_horizon_at_once(tmp_path):
+    """The issue's run: the conjugate time was missed (inf), T = 3 accepted, and building the
+    closed form looped on NaN until killed.  Now: exit 2 naming time.T and τ* = 2.2143."""
+    start = time.monotonic()
+    proc = mfgpde("run", RUNS / "robust_designer_tu2.toml", *NOPLOTS, *SINGLE_ACTOR, "--set", "time.T=3.0",
+                  "--set", "grid.n=[6,6,6]", "--set", "time.nt=4", "-o", tmp_path / "x.h5", timeout=60)
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "time.T: 3 is beyond the conjugate time 2.2143 " in proc.stderr, proc.stderr
+    assert not (tmp_path / "x.h5").exists() and elapsed < 10.0, elapsed  # (Python and PETSc start included)
+
+
+def test_the_model_refuses_quickly_and_warns_near_the_conjugate_time():
+    start = time.perf_counter()
+    model = create("robust_designer", 3, B=[[1.0], [0.0], [0.0]], Gamma=4.0)
+    with pytest.raises(ModelError, match=r"^time\.T: 3 is beyond the conjugate time 2\.2143 "):
+        model.set_horizon(3.0)
+    assert time.perf_counter() - start < 1.0
+    model = create("robust_designer", 3, B=[[1.0], [0.0], [0.0]], Gamma=4.0)
+    model.set_horizon(2.15)
+    notes = model.notes()
+    assert any(n.startswith("T = 2.15 is within 5 % of the conjugate time 2.2143") for n in notes), notes
+    model = create("robust_designer", 3, B=[[1.0], [0.0], [0.0]], Gamma=4.0)
+    model.set_horizon(2.0)
+    assert not any("within 5 %" in n for n in model.notes())
+    # the paper's 3-player game (7 coalitions, R = I, Γ = I): τ* = π/4 (a fourfold root of det X)
+    start = time.perf_counter()
+    model = create("robust_designer", 7, players=3, Gamma=1.0)
+    with pytest.raises(ModelError, match=r"conjugate time 0\.785398"):
+        model.set_horizon(1.0)
+    assert time.perf_counter() - start < 1.0
+    # the wide B of eq. (2) for 2 players, Γ = 1.703025: T = 30 is valid (τ* = 40.9219)
+    model = create("robust_designer", 3, B=[[1.0, 0.0, -1.0, 0.0], [0.0, 1.0, 0.0, -1.0], [1.0, 1.0, 0.0, 0.0]],
+                   Gamma=1.703025)
+    model.set_horizon(30.0)
+    assert "conjugate time 40.9219 (T = 30)" in model.notes()[1]
+
+
+def test_a_horizon_too_long_to_decide_is_one_line():
+    """M = diag(1, −1e-4) with Q = diag(1, 0), S = diag(1, 1e-6): τ* = 1/(as) = 1e10 beside a mode
+    growing like e^τ, beyond the search's 20000 steps from T = 1e6 on."""
+    model = create("robust_designer", 2, B=[[2 ** 0.5], [0.0]], Gamma=[[1.0, 0.0], [0.0, 1e4]],
+                   Q=[[1.0, 0.0], [0.0, 0.0]], S=[[1.0, 0.0], [0.0, 1e-6]])
+    model.set_horizon(10.0)
+    assert "no conjugate time up to" in model.notes()[1]
+    start = time.perf_counter()
+    with pytest.raises(ModelError, match=r"^time\.T: 1e\+06 is too long to decide whether the game's Riccati"):
+        model.set_horizon(1e6)
+    assert time.perf_counter() - start < 20.0
 
 
 def test_newton_on_the_indefinite_game_agrees_with_picard(tmp_path):

@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from ..closedforms.robust_designer import (GridClosedForm, RobustDesignerClosedForm, coalition_matrix,
-                                           conjugate_time, neighbour_weights)
+                                           conjugate_search, neighbour_weights)
 from ..config import HUGE
 from .base import MFGModel, ModelError
 from .registry import register
@@ -162,10 +162,22 @@ class RobustDesigner(MFGModel):
         self.Qy, self.Sy = V.T @ self.Q_matrix @ V, V.T @ self.S_matrix @ V
         self.means0_y = self.means0 @ V
         self.couples_through_mean = self.tracking == "mean" and self.populations == 1
-        self.tau_star = conjugate_time(self.M, self.Q_matrix, self.S_matrix)
+        self.tau_star = self.searched = None  # set_horizon looks up to T and a little beyond
+
+    def _conjugate_search(self, T):
+        """(τ*, how far the search went) of the Riccati equation, looking at least up to 1.06 T."""
+        try:
+            return conjugate_search(self.M, self.Q_matrix, self.S_matrix, horizon=T)
+        except ArithmeticError as e:
+            raise ModelError(f"model.Gamma: the conjugate time of the game's Riccati equation cannot be computed "
+                             f"({e})") from None
 
     def set_horizon(self, T):
         super().set_horizon(T)
+        self.tau_star, self.searched = self._conjugate_search(T)
+        if math.isinf(self.tau_star) and self.searched < 1.06 * T:
+            raise ModelError(f"time.T: {T:g} is too long to decide whether the game's Riccati solution exists: "
+                             f"the conjugate-time search stopped at {self.searched:.6g}; choose a shorter T")
         if T >= self.tau_star:
             raise ModelError(f"time.T: {T:g} is beyond the conjugate time {self.tau_star:.6g} of the game's Riccati "
                              f"equation (M = BR^-1B^T - Gamma^-1 is indefinite along {self._indefinite()}): "
@@ -176,13 +188,25 @@ class RobustDesigner(MFGModel):
                          for k in range(self.dim) if self.lam[k] < 0)
 
     def notes(self):
+        if self.tau_star is None:
+            self.tau_star, self.searched = self._conjugate_search(None)
+        horizon = "" if self.T is None else f" (T = {self.T:g})"
         lines = [f"M = BR^-1B^T - Gamma^-1 has eigenvalues {_vector(self.lam)}; grid axis k is its "
                  f"principal direction V[:, k] (y = V^T x), V = {[list(np.round(r, 6)) for r in self.V]}"]
         if self.lam[0] > 0:
             lines.append("M > 0 (condition (17) holds): the Riccati solution exists on every horizon")
+        elif self.lam[0] == 0:
+            lines.append("M >= 0: the Riccati solution exists on every horizon")
+        elif math.isinf(self.tau_star):
+            upto = "" if math.isinf(self.searched) else f" up to {self.searched:.6g}"
+            lines.append(f"M is indefinite along {self._indefinite()}, yet the Riccati solution has no conjugate "
+                         f"time{upto}{horizon}")
         else:
             lines.append(f"M is indefinite along {self._indefinite()}: the Riccati solution exists up to the "
-                         f"conjugate time {self.tau_star:.6g} (T = {self.T:g})")
+                         f"conjugate time {self.tau_star:.6g}{horizon}")
+            if self.T is not None and self.T > 0.95 * self.tau_star:
+                lines.append(f"T = {self.T:g} is within 5 % of the conjugate time {self.tau_star:.6g}: the value "
+                             f"grows like 1/(tau* - T); expect a stiff problem")
         return lines
 
     # -- the Hamiltonian in the principal coordinates y -----------------------------------
