@@ -4,6 +4,7 @@ import pathlib
 import re
 import resource
 import tempfile
+import time
 
 import numpy as np
 from mpi4py import MPI
@@ -18,7 +19,8 @@ from .models import MFGModel, ModelError, create, parameters
 from .restart import Checkpointer, Interrupted, checkpoint_path, load_state
 from .stop import StopRequested, poll, watch
 from .solvers import (AndersonSolver, HistoryMonitor, MassMonitor, MFGProblem, NewtonCoupling, PicardSolver,
-                      ProgressMonitor, check_finite)
+                      ProgressMonitor, SolverError, check_finite, exploitability)
+from .solvers.exploitability import summary as exploitability_summary
 
 
 def apply_petsc_options(table):
@@ -350,6 +352,24 @@ def _closed_form(pb, axes):
     return {"closed_form": out}
 
 
+def _add_exploitability(solution, verbose):
+    """The exploitability of the computed solution (mfgpde/solvers/exploitability.py) into
+    its root attributes (written by write_extras, the solution being on disk already: a stop
+    request meanwhile leaves it there without them); NaN, with a warning, where a
+    best-response sweep fails."""
+    start = time.perf_counter()
+    try:
+        with np.errstate(all="ignore"):
+            values = exploitability(solution)
+    except SolverError as e:
+        values = {"exploitability": float("nan")}
+        if verbose and solution.problem.grid.rank == 0:
+            print(f"warning: {e}; exploitability not computed", flush=True)
+    solution.stats.update(values)
+    if verbose and solution.problem.grid.rank == 0 and np.isfinite(values["exploitability"]):
+        print(f"{exploitability_summary(values)} ({time.perf_counter() - start:.3g} s)", flush=True)
+
+
 def unconverged_path(path):
     return path.with_name(path.stem + ".unconverged" + path.suffix)
 
@@ -389,13 +409,15 @@ def run(cfg, out, verbose=True, restart=None):
     if solution.converged:
         checkpointer.remove()
     try:  # the solution is safe on disk; the extras follow, and a stop request skips them
+        _add_exploitability(solution, verbose)
         closed = write_extras(solution, cfg, target, history, fields, peak_mb)
         if verbose and closed is not None:
             for line in closed_form_lines(fields, closed, problem.grid):
                 print(line, flush=True)
     except StopRequested as stop:
         raise Interrupted(f"{stop.reason} during post-processing; {target} holds the solution without its "
-                          "closed form and XDMF", stop.code) from None
+                          "exploitability, closed form and XDMF", stop.code) from None
     except OutputError as e:
-        raise OutputError(f"{e}; the solution is in {target}, without its closed form and XDMF") from None
+        raise OutputError(f"{e}; the solution is in {target}, without its exploitability, closed form and XDMF") \
+            from None
     return solution, target

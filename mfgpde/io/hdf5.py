@@ -352,6 +352,26 @@ def _g(x) -> str:
     return f"{x:.6g}"
 
 
+def _exploitability_lines(attrs):
+    """The exploitability (and the players' and populations' gaps) where the file has it."""
+    if "exploitability" not in attrs:
+        return []
+    text = lambda tag: f"{float(attrs['exploitability' + tag]):.3e}"  # noqa: E731
+    players = [(p, f"_{p}") for p in ("designer", "adversary") if f"exploitability_{p}" in attrs]
+    line = f"exploitability: {text('')}"
+    if players:
+        line += " (" + ", ".join(f"{p} {text(tag)}" for p, tag in players) + ")"
+    lines = [line]
+    k = 1
+    while f"exploitability_pop{k}" in attrs:
+        part = f"  population {k}: {text(f'_pop{k}')}"
+        if players:
+            part += " (" + ", ".join(f"{p} {text(f'{tag}_pop{k}')}" for p, tag in players) + ")"
+        lines.append(part)
+        k += 1
+    return lines
+
+
 def describe(path) -> str:
     """The text printed by ``mfgpde info``: model, status, version, grid, time,
     fields (shape, min/max), mass of m at t=0 and t=T, iterations, final
@@ -392,8 +412,9 @@ def describe(path) -> str:
         lines.append(f"{'residuals:':<12}" + ", ".join(res))
     if "wall_time" in hist and hist["wall_time"].size:
         lines.append(f"{'wall time:':<12}{float(hist['wall_time'][-1]):.3g} s")
+    lines += _exploitability_lines(attrs)
     known = {"model", "status", "version", "iterations", "config"}
-    other = {k: v for k, v in attrs.items() if k not in known}
+    other = {k: v for k, v in attrs.items() if k not in known and not k.startswith("exploitability")}
     if other:
         lines.append("attributes:")
         lines += [f"  {k} = {v}" for k, v in sorted(other.items())]

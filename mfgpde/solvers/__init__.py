@@ -2,6 +2,7 @@
 They see the abstract model interface only."""
 from .anderson import AndersonSolver
 from .couplings import NewtonCoupling
+from .exploitability import exploitability
 from .fp import FPSolver
 from .hjb import HJBSolver
 from .monitors import HistoryMonitor, MassMonitor, ProgressMonitor, check_finite
@@ -9,4 +10,4 @@ from .picard import PicardSolver, Solution
 from .problem import MFGProblem, SolverError
 
 __all__ = ["AndersonSolver", "FPSolver", "HJBSolver", "HistoryMonitor", "MassMonitor", "MFGProblem", "NewtonCoupling", "PicardSolver",
-           "ProgressMonitor", "Solution", "SolverError", "check_finite"]
+           "ProgressMonitor", "exploitability", "Solution", "SolverError", "check_finite"]
