@@ -33,7 +33,7 @@ def _cli(tmp_path, nproc):
         return {k: f["solution"][k][()] for k in f["solution"]}
 
 
-@pytest.mark.parametrize("nproc", [None, 2])
+@pytest.mark.parametrize("nproc", [None, pytest.param(2, marks=pytest.mark.mpi)])
 def test_solve_from_a_script_gives_the_cli_fields(tmp_path, nproc):
     script, out = tmp_path / "user.py", tmp_path / "api.h5"
     script.write_text(SCRIPT)

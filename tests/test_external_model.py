@@ -58,7 +58,7 @@ def builtin(tmp_path_factory):
     return _fields(out)
 
 
-@pytest.mark.parametrize("nproc", [None, 2])
+@pytest.mark.parametrize("nproc", [None, pytest.param(2, marks=pytest.mark.mpi)])
 def test_copy_of_lq_from_a_user_file_gives_the_builtin_fields(tmp_path, builtin, nproc):
     assert "lq_copy" not in LQ_SOURCE
     _copy_of_lq(tmp_path)
@@ -91,7 +91,7 @@ def _broken(tmp_path, old, new):
     return path, line
 
 
-@pytest.mark.parametrize("nproc", [None, 2])
+@pytest.mark.parametrize("nproc", [None, pytest.param(2, marks=pytest.mark.mpi)])
 def test_a_syntax_error_names_the_file_and_line(tmp_path, nproc):
     path, line = _broken(tmp_path, "return list(p)", "return list(p))")
     out = tmp_path / "r.h5"
@@ -116,7 +116,7 @@ def test_an_exception_while_importing_names_the_line(tmp_path):
     _one_line(proc, f"{path}:{line + 1}", "ZeroDivisionError")
 
 
-@pytest.mark.parametrize("nproc", [None, 2])
+@pytest.mark.parametrize("nproc", [None, pytest.param(2, marks=pytest.mark.mpi)])
 def test_an_exception_inside_the_model_during_the_solve(tmp_path, nproc):
     path, line = _broken(tmp_path, "return list(p)", 'raise ValueError("bad p")')
     out = tmp_path / "r.h5"
@@ -162,6 +162,7 @@ def test_the_obstacle_example_runs_from_outside_the_package(tmp_path):
     assert m[4, i[0], i[1]] < 0.5 * m[4].max()
 
 
+@pytest.mark.mpi
 def test_an_exception_on_one_rank_only_is_told_and_ends_the_job(tmp_path):
     """Rank 1 owns x > 0.5 of this grid: only it raises, while rank 0 waits for it."""
     path, line = _broken(tmp_path, "return list(p)",
