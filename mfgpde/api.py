@@ -65,7 +65,7 @@ class NotConverged(RuntimeError):
 def _start_petsc(options):
     import petsc4py
     if "petsc4py.PETSc" not in sys.modules:
-        petsc4py.init([sys.argv[0] if sys.argv and sys.argv[0] else "mfgpde", "-no_signal_handler", *options])
+        petsc4py.init(["-no_signal_handler", *options])
     elif options:
         from petsc4py import PETSc
         opts = PETSc.Options()

@@ -159,7 +159,7 @@ def main(argv=None):
         if flag.startswith("-options_file") and not (os.path.isfile(value) and os.access(value, os.R_OK)):
             _fail(f"{flag} {value}: no readable options file there")
     try:
-        petsc4py.init([sys.argv[0], "-no_signal_handler"] + petsc)
+        petsc4py.init(["-no_signal_handler"] + petsc)  # options only: petsc4py names the program
     except Exception as e:  # noqa: BLE001  petsc4py.PETSc.Error, whose module failed to load
         _fail(f"petsc: PETSc did not start with the options {' '.join(petsc)} (error code {getattr(e, 'ierr', '?')})")
     args = _parser().parse_args(own)

@@ -18,7 +18,6 @@ class Family:
     runner: str  # "module:function", relative to the package
 
     def run(self, cfg, out, verbose=True, restart=None):
-        check_cheaply(cfg)
         if self.petsc:
             from .runner import apply_petsc_options
             apply_petsc_options(cfg["petsc"])
@@ -33,22 +32,6 @@ FAMILIES = {f.name: f for f in (
            ".leader_follower_runner:run_leader_follower"),
     Family("discrete", registry.FAMILY_TITLES["discrete"], False, ".master_runner:run_master"),
 )}
-
-
-def check_cheaply(cfg):
-    """The model's cheap contract checks (structure, m0, transition rows) before any work:
-    ConfigError naming the first that fails."""
-    from .config import ConfigError
-    from .models import ModelError
-    from .models.contract import check_model
-    try:
-        model = registry.from_config(cfg)
-        failed = [c for c in check_model(model, cfg, cheap=True) if not c.ok]
-    except ModelError as e:
-        raise ConfigError(str(e)) from None
-    if failed:
-        raise ConfigError(f"model '{model.name}' breaks its contract: {failed[0].name}: {failed[0].detail} "
-                          f"(`mfgpde check` lists every check)")
 
 
 def of(cfg):

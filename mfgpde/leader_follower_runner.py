@@ -23,6 +23,7 @@ from .grids import Grid
 from .io import on_root, write_result
 from .models import ModelError
 from .models import create, parameters
+from .models.contract import check_cheaply
 from .restart import FamilyCheckpointer, checkpoint_path, load_family_state
 from .runner import check_paths
 from .solvers.leader_follower import COUNTS, LeaderFollowerSolver
@@ -39,6 +40,7 @@ def build(cfg, comm=None, verbose=False):
     g, T = cfg["grid"], cfg["time"]["T"]
     try:
         model = create(cfg["model"]["name"], **params)
+        check_cheaply(model, cfg)
         reference = model.lq_reference(T)
     except ModelError as e:
         raise ConfigError(str(e)) from None

@@ -14,6 +14,7 @@ from .grids import SimplexGrid
 from .io import on_root, write_result
 from .models import ModelError
 from .models import create, parameters
+from .models.contract import check_cheaply
 from .restart import FamilyCheckpointer, checkpoint_path, load_family_state
 from .runner import check_paths, unconverged_path
 from .solvers.master import MasterSolver, Stage, follower_exploitability, leader_gain
@@ -46,6 +47,10 @@ def build(cfg):
     if len(z1) != len(model.states):
         raise ConfigError(f"time.z1: one share per follower state {model.states}, got {z1!r}")
     _check_memory(cfg, model)
+    try:
+        check_cheaply(model, cfg)
+    except ModelError as e:
+        raise ConfigError(str(e)) from None
     grid = SimplexGrid(len(model.states), cfg["grid"]["n"])
     s = cfg["solver"]
     try:

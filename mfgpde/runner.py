@@ -16,6 +16,7 @@ from .grids import Grid
 from .io import OutputError, on_root, remove_stale_temporaries, temporary_path, write_result
 from .io.xdmf import mesh_points, xdmf_path, xdmf_text
 from .models import MFGModel, ModelError, create, parameters
+from .models.contract import check_cheaply
 from .restart import Checkpointer, Interrupted, checkpoint_path, load_state
 from .stop import StopRequested, poll, watch
 from .solvers import (AndersonSolver, HistoryMonitor, MassMonitor, MFGProblem, NewtonCoupling, PicardSolver,
@@ -49,6 +50,10 @@ def build_problem(cfg, comm=None):
     except ModelError as e:
         raise ConfigError(str(e)) from None
     _check_memory(cfg, comm, model.populations, model)
+    try:
+        check_cheaply(model, cfg)
+    except ModelError as e:
+        raise ConfigError(str(e)) from None
     try:
         grid = Grid(g["lower"], g["upper"], g["n"], boundary=g["boundary"], names=g["axes"], comm=comm)
     except PETSc.Error:

@@ -652,3 +652,13 @@ def _rewards_check(model, z, scalars, rows, S, A, rng):
                 return Check("rewards", False, f"leader_reward not finite at z={_vec(z[j])}, b={_g(bv)}")
     return Check("rewards", True, f"follower_reward and leader_reward finite, of shapes (k, S, A) and (k,), at {k} "
                                   f"population states × {len(scalars) + 1} leader actions")
+
+
+def check_cheaply(model, cfg):
+    """The cheap checks (structure, m0, transition rows), run before a solve: ModelError
+    naming the first that fails."""
+    failed = [c for c in check_model(model, cfg, cheap=True) if not c.ok]
+    if failed:
+        from .base import ModelError
+        raise ModelError(f"model '{model.name}' breaks its contract: {failed[0].name}: {failed[0].detail} "
+                         f"(`mfgpde check` lists every check)")
