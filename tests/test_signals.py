@@ -201,7 +201,7 @@ def test_sigterm_to_the_ranks(after, delay, tmp_path, reference):
     _check_stop(run, out, reference, 143, "stopped by SIGTERM", sent)
 
 
-@pytest.mark.parametrize("iterations", [1.5, 3.0])
+@pytest.mark.parametrize("iterations", [2.5, 3.0])  # mid-iteration, and at a boundary
 def test_wall_time_budget(iterations, tmp_path, reference):
     """--max-time: checkpoint and exit 124 at the budget, whatever the iteration is doing."""
     out = tmp_path / "x.h5"
