@@ -28,10 +28,11 @@ def _newton_cfg(calls):
 # 100 calls: NaN already in the first Newton residual; 150: during Newton iteration 1
 @pytest.mark.parametrize("calls, iteration", [(100, 0), (150, 1)])
 def test_nan_inside_newton_names_iteration_level_and_field_and_writes_nothing(calls, iteration, tmp_path):
-    PoisonedLQ.seen = 0
+    cfg = _newton_cfg(calls)
+    PoisonedLQ.arm(cfg)
     with pytest.raises(SolverError, match=rf"Newton after {iteration} iterations: the HJB residual \(u\) is not finite "
                                           r"\(NaN or Inf\) at time level \d+ \(t = [\d.]+\)"):
-        run(_newton_cfg(calls), tmp_path / "x.h5", verbose=False)
+        run(cfg, tmp_path / "x.h5", verbose=False)
     assert list(tmp_path.iterdir()) == []
 
 

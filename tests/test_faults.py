@@ -11,7 +11,8 @@ petsc4py.init()
 from conftest import RUNS, mfgpde  # noqa: E402
 from mfgpde.config import validate  # noqa: E402
 from mfgpde.io import hdf5  # noqa: E402
-from mfgpde.models import register  # noqa: E402
+from mfgpde.models import create, parameters, register  # noqa: E402
+from mfgpde.models.contract import check_cheaply  # noqa: E402
 from mfgpde.models.lq_mfg import LQMFG  # noqa: E402
 from mfgpde.runner import OutputError, run  # noqa: E402
 from mfgpde.solvers import SolverError  # noqa: E402
@@ -24,6 +25,16 @@ class PoisonedLQ(LQMFG):
     parameters = {**LQMFG.parameters, "calls": 10 ** 9}
     seen = 0
     poison = np.nan
+
+    @classmethod
+    def arm(cls, cfg):
+        """Count from the solve's first call: the cheap contract check that precedes the
+        solve evaluates H too, a number of times it is free to change."""
+        model = create(cfg["model"]["name"], len(cfg["grid"]["n"]), **parameters(cfg["model"]))
+        model.set_horizon(cfg["time"]["T"])
+        cls.seen = 0
+        check_cheaply(model, cfg)
+        cls.seen = -cls.seen
 
     def hamiltonian(self, t, x, p, density):
         PoisonedLQ.seen += 1
@@ -45,10 +56,11 @@ def _cfg(tmp_path, name="test_poisoned_lq", **model):
 
 
 def test_nan_mid_run_names_solver_iteration_and_time_and_keeps_the_checkpoint(tmp_path):
-    PoisonedLQ.seen = 0
+    cfg = _cfg(tmp_path, calls=400)
+    PoisonedLQ.arm(cfg)
     out = tmp_path / "x.h5"
     with pytest.raises(SolverError, match=r"Picard iteration \d+: HJB Newton did not converge at t="):
-        run(_cfg(tmp_path, calls=400), out, verbose=False)
+        run(cfg, out, verbose=False)
     ckpt = tmp_path / "x.ckpt.h5"
     assert not out.exists() and ckpt.exists()
     with h5py.File(ckpt) as f:
@@ -56,10 +68,11 @@ def test_nan_mid_run_names_solver_iteration_and_time_and_keeps_the_checkpoint(tm
 
 
 def test_inf_mid_run_names_solver_iteration_and_time_and_keeps_the_checkpoint(tmp_path):
-    PoisonedLQ.seen = 0
+    cfg = _cfg(tmp_path, "test_inf_poisoned_lq", calls=400)
+    PoisonedLQ.arm(cfg)
     out = tmp_path / "x.h5"
     with pytest.raises(SolverError, match=r"Picard iteration \d+: HJB Newton did not converge at t="):
-        run(_cfg(tmp_path, "test_inf_poisoned_lq", calls=400), out, verbose=False)
+        run(cfg, out, verbose=False)
     ckpt = tmp_path / "x.ckpt.h5"
     assert not out.exists() and ckpt.exists()
     with h5py.File(ckpt) as f:
