@@ -88,7 +88,7 @@ def run_study(cfg, out, restart=None, runfile=None, verbose=True):
 
     from . import families
     from .restart import checkpoint_path
-    from .runner import check_paths
+    from .pipelines.common import check_paths
     checkpoint = checkpoint_path(out, cfg) if "checkpoint_file" in cfg["output"] else None
     check_paths(out, MPI.COMM_WORLD, checkpoint, runfile=runfile, restart=restart)
     return families.of(cfg).run(cfg, out, verbose=verbose, restart=restart)

@@ -1,8 +1,7 @@
 """The game families, and the one place that picks a pipeline for a configuration.
 
-Each family says whether it takes [petsc] options, and names the function that builds, solves and writes a study: `run(cfg, out, verbose, restart)`
-returning (solution, written path), where `solution.converged` and `solution.status` say
-how the solve ended.
+Each family says whether it takes [petsc] options, and names its pipeline (a module of
+mfgpde/pipelines whose `run(cfg, out, verbose, restart)` builds, solves and writes a study).
 """
 import importlib
 from dataclasses import dataclass
@@ -15,22 +14,21 @@ class Family:
     name: str
     title: str
     petsc: bool
-    runner: str  # "module:function", relative to the package
+    pipeline: str  # a module of mfgpde/pipelines
 
     def run(self, cfg, out, verbose=True, restart=None):
+        """(solution, written path) of the study of `cfg`, with this family's pipeline."""
         if self.petsc:
-            from .runner import apply_petsc_options
+            from .pipelines.common import apply_petsc_options
             apply_petsc_options(cfg["petsc"])
-        module, function = self.runner.split(":")
-        return getattr(importlib.import_module(module, __package__), function)(cfg, out, verbose=verbose,
-                                                                                restart=restart)
+        pipeline = importlib.import_module(f".pipelines.{self.pipeline}", __package__)
+        return pipeline.run(cfg, out, verbose=verbose, restart=restart)
 
 
 FAMILIES = {f.name: f for f in (
-    Family("mfg", registry.FAMILY_TITLES["mfg"], True, ".runner:run"),
-    Family("leader_follower", registry.FAMILY_TITLES["leader_follower"], True,
-           ".leader_follower_runner:run_leader_follower"),
-    Family("discrete", registry.FAMILY_TITLES["discrete"], False, ".master_runner:run_master"),
+    Family("mfg", registry.FAMILY_TITLES["mfg"], True, "mfg"),
+    Family("leader_follower", registry.FAMILY_TITLES["leader_follower"], True, "leader_follower"),
+    Family("discrete", registry.FAMILY_TITLES["discrete"], False, "discrete"),
 )}
 
 

@@ -139,7 +139,7 @@ def owned_cells(n, ranks):
 
 def mfg(n, nt, ranks, rank, *, populations=1, coupling="picard", linear="marching",
         feedbacks=0, closed_form=False, plots=False, density_unknown=True):
-    """A plain MFG (runner.run): Anderson's, Picard's or Newton's solve, then rank 0's
+    """A plain MFG (pipelines/mfg.py): Anderson's, Picard's or Newton's solve, then rank 0's
     output (whole u, m, the feedback fields and the closed form's fields beside the owned
     paths).  density_unknown: Anderson iterates on the density path (not the mean path)."""
     cells, own = math.prod(int(k) for k in n), owned_cells(n, ranks)

@@ -13,7 +13,7 @@ from conftest import RUNS, mfgpde  # noqa: E402
 
 from mfgpde.bench.baseline import scipy_anderson  # noqa: E402
 from mfgpde.config import load  # noqa: E402
-from mfgpde.runner import build_problem  # noqa: E402
+from mfgpde.pipelines.mfg import build_problem  # noqa: E402
 from mfgpde.solvers import AndersonSolver, MassMonitor, PicardSolver, check_finite  # noqa: E402
 from mfgpde.solvers.linear import ILU_MAX_RATIO, level_solver  # noqa: E402
 

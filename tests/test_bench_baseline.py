@@ -9,7 +9,7 @@ import pytest
 petsc4py.init()
 from mfgpde.bench.baseline import scipy_picard  # noqa: E402
 from mfgpde.config import validate  # noqa: E402
-from mfgpde.runner import build_problem  # noqa: E402
+from mfgpde.pipelines.mfg import build_problem  # noqa: E402
 from mfgpde.solvers import PicardSolver  # noqa: E402
 from mfgpde.validation.cases import LQ_MODEL  # noqa: E402
 

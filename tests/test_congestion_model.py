@@ -10,7 +10,7 @@ petsc4py.init()
 from mfgpde.config import load  # noqa: E402
 from mfgpde.grids import Grid  # noqa: E402
 from mfgpde.models import Density, ModelError, create  # noqa: E402
-from mfgpde.runner import build_problem  # noqa: E402
+from mfgpde.pipelines.mfg import build_problem  # noqa: E402
 from mfgpde.solvers import MassMonitor, MFGProblem, PicardSolver, check_finite  # noqa: E402
 
 RUNS = pathlib.Path(__file__).resolve().parent.parent / "runs"

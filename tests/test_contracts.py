@@ -15,7 +15,7 @@ from conftest import RUNS  # noqa: E402
 from test_faults import PoisonedLQ  # noqa: E402
 from mfgpde import cli  # noqa: E402
 from mfgpde.config import load, validate  # noqa: E402
-from mfgpde.runner import run  # noqa: E402
+from mfgpde.pipelines.mfg import run  # noqa: E402
 from mfgpde.solvers import SolverError  # noqa: E402
 
 
@@ -69,7 +69,7 @@ def test_restart_inside_newton_gives_the_uninterrupted_history_and_status(stop_a
         if k == stop_at:
             raise _Stop
 
-    import mfgpde.runner as runner
+    import mfgpde.pipelines.mfg as runner
     real = runner.Checkpointer
     checkpointer = None
 

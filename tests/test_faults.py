@@ -14,7 +14,7 @@ from mfgpde.io import hdf5  # noqa: E402
 from mfgpde.models import create, parameters, register  # noqa: E402
 from mfgpde.models.contract import check_cheaply  # noqa: E402
 from mfgpde.models.lq_mfg import LQMFG  # noqa: E402
-from mfgpde.runner import OutputError, run  # noqa: E402
+from mfgpde.pipelines.mfg import OutputError, run  # noqa: E402
 from mfgpde.solvers import SolverError  # noqa: E402
 
 

@@ -1,5 +1,6 @@
 """The layers, as a test: grids know no equations; discretisation knows grids, not models;
-solvers know model interfaces, never a concrete model; the configuration, the registry
+solvers know model interfaces, never a concrete model; the pipelines share glue only
+through pipelines/common.py; the configuration, the registry
 and the package itself import no PETSc and start no MPI."""
 import ast
 import subprocess
@@ -56,6 +57,18 @@ def test_lower_layers_import_nothing_above_them(folder, forbidden):
     for path in _modules(folder):
         for module, _ in _imports(path):
             assert not module.startswith(forbidden), (path.name, module)
+
+
+@pytest.mark.parametrize("path", _modules("pipelines"), ids=lambda p: p.stem)
+def test_pipelines_know_no_concrete_model_and_share_only_common(path):
+    """One layer: a family's pipeline reaches models through the registry and shares glue
+    through pipelines/common.py, never through another family's pipeline."""
+    for module, names in _imports(path):
+        assert not (module.startswith("mfgpde.models.") and module.split(".")[2] in CONCRETE), (path.name, module)
+        assert not (module == "mfgpde.models" and names & CONCRETE), (path.name, names)
+        if module.startswith("mfgpde.pipelines"):
+            assert module == "mfgpde.pipelines.common" or module == "mfgpde.pipelines" and names <= {"common"}, \
+                (path.name, module, names)
 
 
 def test_the_configuration_and_the_package_start_no_petsc_and_no_mpi():

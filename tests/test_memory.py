@@ -27,7 +27,7 @@ def _run(args, env=None, preexec=None, code=None):
 def _floor_mb():
     """The peak a child that only imports mfgpde's solvers reports: a forked child's peak
     includes this test process's resident memory at the fork, so refusals are compared to it."""
-    return _run(None, code="import petsc4py; petsc4py.init(); import mfgpde.runner")[3]
+    return _run(None, code="import petsc4py; petsc4py.init(); import mfgpde.pipelines.mfg")[3]
 
 
 def _address_space(limit):
@@ -77,7 +77,7 @@ def test_cgroup_limit_from_a_fake_cgroup_tree(tmp_path):
 
 
 def test_huge_grid_refused_in_under_a_second_without_allocating():
-    code = ("import time; from mfgpde.config import load, ConfigError; from mfgpde.runner import build_problem\n"
+    code = ("import time; from mfgpde.config import load, ConfigError; from mfgpde.pipelines.mfg import build_problem\n"
             f"cfg = load({str(RUNS / 'lq_mfg_2d.toml')!r}, ['grid.n=[20000,20000]', 'time.nt=100'])\n"
             "t = time.perf_counter()\n"
             "try:\n    build_problem(cfg)\nexcept ConfigError as e:\n    print(time.perf_counter() - t, e)\n")

@@ -11,7 +11,7 @@ from conftest import RUNS, mfgpde
 from mfgpde.config import validate
 from mfgpde.models.base import ModelError
 from mfgpde.models.registry import create
-from mfgpde.runner import build_problem, build_solver
+from mfgpde.pipelines.mfg import build_problem, build_solver
 from mfgpde.validation.cases import convergence_study
 from mfgpde.validation.study import moments_path
 

@@ -49,7 +49,7 @@ def _config(runfile, n, nt):
 
 def errors(cfg, u, m):
     """(relative sup error of u(0), L¹ error of m(T)) against the model's closed form, or NaNs."""
-    from ..runner import build_problem
+    from ..pipelines.mfg import build_problem
     pb = build_problem(cfg)
     cf = pb.model.closed_form(pb.T)
     if cf is None:
@@ -111,7 +111,7 @@ def baseline_run(kind, runfile, n, nt, iterations=None):
 def _baseline_child(kind, runfile, n, nt, iterations):
     import petsc4py
     petsc4py.init()
-    from ..runner import build_problem
+    from ..pipelines.mfg import build_problem
     from .baseline import scipy_anderson, scipy_picard
     cfg = _config(runfile, n, nt)
     s = cfg["solver"]
@@ -132,7 +132,7 @@ def sweep_bound(runfile, n, nt):
     name of that solver; serial."""
     from petsc4py import PETSc
 
-    from ..runner import build_problem
+    from ..pipelines.mfg import build_problem
     pb = build_problem(_config(runfile, n, nt))
     grid, st = pb.grid, pb.stencil
     m0 = pb.initial_density()

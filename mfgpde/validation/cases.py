@@ -2,7 +2,7 @@
 import copy
 
 from ..config import validate
-from ..runner import build_problem, build_solver
+from ..pipelines.mfg import build_problem, build_solver
 from .study import QUANTITIES, closed_form_errors, observed_orders
 
 LQ_MODEL = {"name": "lq_mfg", "q": 1.0, "kappa": 0.5, "s": 1.0, "sigma": 0.5, "rho": 0.1, "s0": 0.3}
@@ -49,7 +49,7 @@ def case_config(case, n, nt):
 
 def leader_follower_study(case):
     """Rows {n, nt, h, errors of V0, V1, u0, u1 at t = 0 and over all levels} and orders."""
-    from ..leader_follower_runner import build, window_errors
+    from ..pipelines.leader_follower import build, window_errors
     c, rows = CASES[case], []
     for n, nt in c["resolutions"]:
         cfg = validate({"model": copy.deepcopy(c["model"]), "grid": {**c["grid"], "n": n},

@@ -12,22 +12,19 @@ import pathlib
 import time
 
 import numpy as np
-from mpi4py import MPI
 from petsc4py import PETSc
 from scipy.interpolate import RegularGridInterpolator
 
-from . import __version__, memory
-from .closedforms.stackelberg_lq import COEFFS, GAINS
-from .config import ConfigError
-from .grids import Grid
-from .io import on_root, write_result
-from .models import ModelError
-from .models import create, parameters
-from .models.contract import check_cheaply
-from .restart import FamilyCheckpointer, checkpoint_path, load_family_state
-from .runner import check_paths
-from .solvers.leader_follower import COUNTS, LeaderFollowerSolver
-from .stop import StopRequested
+from .. import memory
+from ..closedforms.stackelberg_lq import COEFFS, GAINS
+from ..config import ConfigError
+from ..grids import Grid
+from ..io import on_root, write_result
+from ..models import ModelError
+from ..restart import FamilyCheckpointer, checkpoint_path, load_family_state
+from ..solvers.leader_follower import COUNTS, LeaderFollowerSolver
+from ..stop import StopRequested
+from .common import build_model, check_paths, clear_after_convergence, root_attributes, split_grid
 
 LEADER_FIELDS, FOLLOWER_FIELDS = ("V0", "u0", "zdot"), ("V1", "u1")
 SAMPLES = 9  # points per axis where errors are measured
@@ -36,22 +33,16 @@ SAMPLES = 9  # points per axis where errors are measured
 def build(cfg, comm=None, verbose=False):
     """Model, the leader's (x0, z) and the follower's (x0, x1, z) grids, the solver, and the
     reference Riccati solution (None where the model has none)."""
-    params = parameters(cfg["model"])
     g, T = cfg["grid"], cfg["time"]["T"]
+    model = build_model(cfg, guard=lambda model: _check_memory(cfg, comm))
     try:
-        model = create(cfg["model"]["name"], **params)
-        check_cheaply(model, cfg)
         reference = model.lq_reference(T)
     except ModelError as e:
         raise ConfigError(str(e)) from None
     (a, b), (c, d), (n0, nz) = g["x0"], g["z"], g["n"]
-    _check_memory(cfg, comm)
-    try:
-        leader = Grid([a, c], [b, d], [n0, nz], names=("x0", "z"), comm=comm)
-        follower = Grid([a, c, c], [b, d, d], [n0, nz, nz], names=("x0", "x1", "z"), comm=comm)
-    except PETSc.Error:
-        size = (comm or PETSc.COMM_WORLD).getSize()
-        raise ConfigError(f"grid.n: {g['n']} cells cannot be split over {size} MPI ranks") from None
+    leader = split_grid(lambda: Grid([a, c], [b, d], [n0, nz], names=("x0", "z"), comm=comm), g["n"], comm)
+    follower = split_grid(lambda: Grid([a, c, c], [b, d, d], [n0, nz, nz], names=("x0", "x1", "z"), comm=comm),
+                          g["n"], comm)
     s = cfg["solver"]
     progress = _progress(cfg["time"]["nt"]) if verbose and leader.rank == 0 else None
     solver = LeaderFollowerSolver(model, leader, follower, T, cfg["time"]["nt"], coupling=s["coupling"],
@@ -167,7 +158,7 @@ def load_levels(path, cfg, solver):
             "counts": {name: saved["history"][name].astype(int) for name in COUNTS}}
 
 
-def run_leader_follower(cfg, out, verbose=True, restart=None):
+def run(cfg, out, verbose=True, restart=None):
     """Solve backward, compare with the reference, write `out` (rank 0 gathers).  With
     `restart`, continue from that checkpoint; checkpoints go to <stem>.ckpt.h5 (or
     output.checkpoint_file) and are removed once `out` is written."""
@@ -195,7 +186,7 @@ def run_leader_follower(cfg, out, verbose=True, restart=None):
     inside0, inside1 = (g.gather(window(g, fraction).astype(float)) for g in (g0, g1))
     on_root(g0.comm, lambda: _write(out, cfg, model, solver, solution, fields, inside0 > 0, inside1 > 0,
                                     reference, errors, kind))
-    checkpointer.remove()
+    clear_after_convergence(out, g0.comm, checkpointer)  # an unconverged level raised SolverError
     return solution, out
 
 
@@ -206,9 +197,8 @@ def _write(path, cfg, model, solver, solution, fields, inside0, inside1, referen
     if reference is not None:
         rows = reference.table(t)
         extra["riccati"] = {"t": t, **{k: np.array([r[k] for r in rows]) for k in GAINS + COEFFS}}
-    attrs = {"model": model.name, "kind": "leader_follower", "config": cfg, "version": __version__,
-             "status": solution.status, "converged": int(solution.converged), "iterations": solution.stats["sweeps"],
-             "mpi_ranks": MPI.COMM_WORLD.Get_size(), "reference": kind if reference is not None else "none",
-             **solution.stats, **{f"{kind.split()[0]}_{k}": v for k, v in errors.items()}}
+    attrs = root_attributes(model, cfg, solution.status, solution.converged, solution.stats["sweeps"],
+                            kind="leader_follower", reference=kind if reference is not None else "none",
+                            **solution.stats, **{f"{kind.split()[0]}_{k}": v for k, v in errors.items()})
     write_result(path, axes=axes, t=t, fields=fields, attrs=attrs, extra=extra,
                  field_axes={name: ("x0", "z") for name in LEADER_FIELDS})

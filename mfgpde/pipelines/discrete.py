@@ -7,18 +7,14 @@ from dataclasses import dataclass
 import numpy as np
 from mpi4py import MPI
 
-from . import __version__, memory
-from . import schema
-from .config import ConfigError
-from .grids import SimplexGrid
-from .io import on_root, write_result
-from .models import ModelError
-from .models import create, parameters
-from .models.contract import check_cheaply
-from .restart import FamilyCheckpointer, checkpoint_path, load_family_state
-from .runner import check_paths, unconverged_path
-from .solvers.master import MasterSolver, Stage, follower_exploitability, leader_gain
-from .stop import StopRequested
+from .. import memory, schema
+from ..config import ConfigError
+from ..grids import SimplexGrid
+from ..io import on_root, write_result
+from ..restart import FamilyCheckpointer, checkpoint_path, load_family_state
+from ..solvers.master import MasterSolver, Stage, follower_exploitability, leader_gain
+from ..stop import StopRequested
+from .common import build_model, check_paths, clear_after_convergence, output_path, root_attributes
 
 STAGE_FIELDS = {"leader": ("point",), "policy": ("point", "state", "action"), "z_next": ("point", "state"),
                 "Vf": ("point", "state"), "Vl": ("point",), "equilibria": ("point",)}
@@ -38,19 +34,13 @@ class MasterResult:
 
 
 def build(cfg):
-    params = parameters(cfg["model"])
-    try:
-        model = create(cfg["model"]["name"], **params)
-    except ModelError as e:
-        raise ConfigError(str(e)) from None
-    z1 = cfg["time"]["z1"]
-    if len(z1) != len(model.states):
-        raise ConfigError(f"time.z1: one share per follower state {model.states}, got {z1!r}")
-    _check_memory(cfg, model)
-    try:
-        check_cheaply(model, cfg)
-    except ModelError as e:
-        raise ConfigError(str(e)) from None
+    """Model, simplex lattice and master solver of a discrete game's study."""
+    def guard(model):
+        z1 = cfg["time"]["z1"]
+        if len(z1) != len(model.states):
+            raise ConfigError(f"time.z1: one share per follower state {model.states}, got {z1!r}")
+        _check_memory(cfg, model)
+    model = build_model(cfg, guard=guard)
     grid = SimplexGrid(len(model.states), cfg["grid"]["n"])
     s = cfg["solver"]
     try:
@@ -120,7 +110,7 @@ def load_levels(path, cfg):
     return {"done": stages[::-1]}
 
 
-def run_master(cfg, out, verbose=True, restart=None):
+def run(cfg, out, verbose=True, restart=None):
     """Backward recursion (or the stationary master value), the forward path from z1, the
     equilibrium checks; written to `out` (or <stem>.unconverged.h5 if not converged).  With
     `restart`, continue from that checkpoint; checkpoints go to <stem>.ckpt.h5 (or
@@ -135,11 +125,9 @@ def run_master(cfg, out, verbose=True, restart=None):
         solution, final = _solve(cfg, out, model, grid, solver, state, checkpointer, verbose)
     except StopRequested as stop:
         raise checkpointer.stopped(stop) from None
-    converged, target = solution.converged, out if solution.converged else unconverged_path(out)
-    if converged:
-        checkpointer.remove()
-        if grid.comm.Get_rank() == 0:
-            unconverged_path(out).unlink(missing_ok=True)  # a stale failure beside a good result misleads
+    target = output_path(out, solution.converged)
+    if solution.converged:
+        clear_after_convergence(out, grid.comm, checkpointer)
     elif checkpointer.enabled:
         if checkpointer.written != final[0]:
             checkpointer.write(*final)
@@ -201,7 +189,7 @@ def _solve(cfg, out, model, grid, solver, state, checkpointer, verbose):
     if verbose and grid.comm.Get_rank() == 0:
         print(f"master: {status}; followers' best deviation gains {checks['follower_exploitability']:.2e}, "
               f"the leader's best one-step deviation {checks['leader_gain']:.2e}", flush=True)
-    target = out if converged else unconverged_path(out)
+    target = output_path(out, converged)
     on_root(grid.comm, lambda: _write(target, cfg, model, grid, levels, times, history, path, checks, status,
                                       converged))
     return MasterResult(converged, status, path, checks), final
@@ -218,10 +206,9 @@ def _write(path, cfg, model, grid, levels, times, history, traj, checks, status,
             fields[f"policy_{a}_given_{x}"] = policy[:, :, i, j]
     axes = ({f"z_{model.states[1]}": grid.points[:, 1]} if grid.states == 2
             else {"point": np.arange(grid.size, dtype=float)})
-    attrs = {"model": model.name, "kind": "stackelberg", "config": cfg, "version": __version__, "status": status,
-             "converged": int(converged), "iterations": len(history) or len(levels), "mpi_ranks":
-             MPI.COMM_WORLD.Get_size(), "states": list(model.states), "actions": list(model.actions),
-             "leader_action": model.leader_action, **checks}
+    attrs = root_attributes(model, cfg, status, converged, len(history) or len(levels), kind="stackelberg",
+                            states=list(model.states), actions=list(model.actions),
+                            leader_action=model.leader_action, **checks)
     extra = {"simplex": {"points": grid.points},
              "trajectory": {"z": traj["z"], "leader_action": traj["leader"], "policy": traj["policy"]}}
     write_result(path, axes=axes, t=times, fields=fields, attrs=attrs,

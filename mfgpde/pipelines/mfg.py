@@ -1,64 +1,35 @@
-"""From a resolved configuration to a solved, written study: the glue behind `mfgpde run`."""
-import os
+"""The MFG pipeline: from a resolved configuration of an MFG study to a solved, written
+one, with its exploitability, closed form and XDMF sidecar."""
 import pathlib
 import re
-import resource
-import tempfile
 import time
 
 import numpy as np
-from mpi4py import MPI
 from petsc4py import PETSc
 
-from . import __version__, memory
-from .config import ConfigError
-from .grids import Grid
-from .io import OutputError, on_root, remove_stale_temporaries, temporary_path, write_result
-from .io.xdmf import mesh_points, xdmf_path, xdmf_text
-from .models import MFGModel, ModelError, create, parameters
-from .models.contract import check_cheaply
-from .restart import Checkpointer, Interrupted, checkpoint_path, load_state
-from .stop import StopRequested, poll, watch
-from .solvers import (AndersonSolver, HistoryMonitor, MassMonitor, MFGProblem, NewtonCoupling, PicardSolver,
+from .. import memory
+from ..config import ConfigError
+from ..grids import Grid
+from ..io import OutputError, on_root, write_result
+from ..io.xdmf import mesh_points, xdmf_path, xdmf_text
+from ..models import MFGModel, parameters
+from ..restart import Checkpointer, Interrupted, checkpoint_path, load_state
+from ..stop import StopRequested, poll, watch
+from ..solvers import (AndersonSolver, HistoryMonitor, MassMonitor, MFGProblem, NewtonCoupling, PicardSolver,
                       ProgressMonitor, SolverError, check_finite, exploitability)
-from .solvers.exploitability import summary as exploitability_summary
-
-
-def apply_petsc_options(table):
-    """[petsc] entries into the options database; the command line wins over the run file.
-    `true` is a flag, `false` leaves the option unset.  Where the user gave any option,
-    PETSc lists unused (misspelled) ones at exit."""
-    opts = PETSc.Options()
-    given = set(opts.getAll()) - {"no_signal_handler"}
-    if (table or given) and not opts.hasName("options_left"):
-        opts.setValue("options_left", None)
-    for key, value in table.items():
-        name = key.lstrip("-")
-        if opts.hasName(name) or value is False:
-            continue
-        opts.setValue(name, None if value is True else str(value))
+from ..solvers.exploitability import summary as exploitability_summary
+from .common import (build_model, check_paths, clear_after_convergence, output_path, peak_memory_mb, root_attributes,
+                     split_grid)
 
 
 def build_problem(cfg, comm=None):
     """Grid, model and problem from the configuration; bad values raise ConfigError."""
-    params = parameters(cfg["model"])
     g = cfg["grid"]
-    _check_memory(cfg, comm, _populations(params))  # before the model: its populations' weights
-    try:
-        model = create(cfg["model"]["name"], len(g["n"]), **params)
-        model.set_horizon(cfg["time"]["T"])
-    except ModelError as e:
-        raise ConfigError(str(e)) from None
-    _check_memory(cfg, comm, model.populations, model)
-    try:
-        check_cheaply(model, cfg)
-    except ModelError as e:
-        raise ConfigError(str(e)) from None
-    try:
-        grid = Grid(g["lower"], g["upper"], g["n"], boundary=g["boundary"], names=g["axes"], comm=comm)
-    except PETSc.Error:
-        size = (comm or PETSc.COMM_WORLD).getSize()
-        raise ConfigError(f"grid.n: {g['n']} cells cannot be split over {size} MPI ranks") from None
+    _check_memory(cfg, comm, _populations(parameters(cfg["model"])))  # before the model: its populations' weights
+    model = build_model(cfg, len(g["n"]), prepare=lambda model: model.set_horizon(cfg["time"]["T"]),
+                        guard=lambda model: _check_memory(cfg, comm, model.populations, model))
+    grid = split_grid(lambda: Grid(g["lower"], g["upper"], g["n"], boundary=g["boundary"], names=g["axes"],
+                                   comm=comm), g["n"], comm)
     problem = MFGProblem(grid, model, cfg["time"]["T"], cfg["time"]["nt"])
     try:
         problem.initial_density()
@@ -150,87 +121,6 @@ def _newton_linear(choice, dim):
     return "direct" if PETSc.Options().hasName("newton_pc_type") else "marching"
 
 
-def check_paths(out, comm, checkpoint=None, runfile=None, restart=None):
-    """Refuse, before any work, paths this run would destroy or cannot write: the output,
-    its unconverged sibling, their XDMF sidecars and the checkpoint must be distinct files
-    (compared as files: symlinks, relative paths, hard links), none of them the run file or
-    the restart file (the checkpoint may be the restart file), each a writable regular
-    file.  Removes the temporaries of these files that dead processes left."""
-    out = pathlib.Path(out)
-    writes = [("output.file", "the output", out), ("output.file", "the unconverged output", unconverged_path(out)),
-              ("output.file", "the output's XDMF sidecar", xdmf_path(out)),
-              ("output.file", "the unconverged output's XDMF sidecar", xdmf_path(unconverged_path(out)))]
-    writes += [("output.checkpoint_file", "the checkpoint", pathlib.Path(checkpoint))] if checkpoint else []
-    reads = [("", "the run file", runfile)] * bool(runfile) + [("", "the --restart file", restart)] * bool(restart)
-    problem = None
-    if comm.Get_rank() == 0:
-        problem = next((f"{key}: {p} is the same file as {what} {q}"
-                        for i, (key, _, p) in enumerate(writes) for _, what, q in writes[:i] + reads
-                        if not (key == "output.checkpoint_file" and q == restart) and _same(p, q)), None)
-    problem = comm.bcast(problem, root=0)
-    if problem:
-        raise ConfigError(problem)
-    check_writable(out, comm)
-    if checkpoint:
-        check_writable(checkpoint, comm, "output.checkpoint_file")
-    if comm.Get_rank() == 0:
-        for *_, p in writes:
-            remove_stale_temporaries(p)
-
-
-def _same(a, b):
-    """Whether two paths name the same file (existing or to be created)."""
-    a, b = pathlib.Path(a), pathlib.Path(b)
-    try:
-        if a.exists() and b.exists():
-            return os.path.samefile(a, b)
-        return a.resolve() == b.resolve()
-    except OSError:  # a name too long to look up (check_writable reports it)
-        return os.path.abspath(a) == os.path.abspath(b)
-
-
-def check_writable(path, comm, key="output.file"):
-    """Refuse a path that cannot be written as a regular file, before any work is done."""
-    path = pathlib.Path(path)
-    problem = None
-    if comm.Get_rank() == 0:
-        existing = next(p for p in (path.parent, *path.parent.parents) if p.exists())
-        if path.is_dir():
-            problem = f"{key}: {path} is a directory"
-        elif path.exists() and not path.is_file():
-            problem = f"{key}: {path} is not a regular file (a device, FIFO or socket); it is not replaced"
-        elif not existing.is_dir():
-            problem = f"{key}: {existing} is not a directory"
-        elif not os.access(existing, os.W_OK):
-            problem = f"{key}: cannot write into {existing}"
-        else:
-            problem = _try_create(path, key) if existing == path.parent else _try_mkdir(existing, key)
-    problem = comm.bcast(problem, root=0)
-    if problem:
-        raise ConfigError(problem)
-
-
-def _try_create(path, key):
-    """Create and remove the temporary file the writer will use; a message if that fails."""
-    probe = temporary_path(path)
-    try:
-        with open(probe, "x"):
-            pass
-        os.remove(probe)
-    except OSError as e:
-        return f"{key}: cannot create files like {probe.name} in {path.parent} ({e.strerror})"
-    return None
-
-
-def _try_mkdir(parent, key):
-    """Create and remove a directory where the output's missing folders will go."""
-    try:
-        os.rmdir(tempfile.mkdtemp(dir=parent))
-    except OSError as e:
-        return f"{key}: cannot create folders in {parent} ({e.strerror})"
-    return None
-
-
 def _fields(model, u, m, h):
     """u, m and the model's feedback fields (from centred differences of u), whole; with
     several populations every name gets the suffix _pop<k>."""
@@ -253,15 +143,9 @@ def gathered_fields(solution):
 
 
 def _attrs(solution, cfg, peak_mb):
-    pb = solution.problem
-    return {"model": pb.model.name, "config": cfg, "version": __version__,
-            "status": solution.status, "converged": int(solution.converged),
-            "iterations": solution.iterations, "mpi_ranks": pb.grid.comm.Get_size(),
-            "peak_memory_mb": peak_mb, "notes": "\n".join(pb.model.notes()), **solution.stats}
-
-
-def peak_memory_mb(comm):
-    return comm.allreduce(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, op=MPI.MAX)
+    model = solution.problem.model
+    return root_attributes(model, cfg, solution.status, solution.converged, solution.iterations,
+                           peak_memory_mb=peak_mb, notes="\n".join(model.notes()), **solution.stats)
 
 
 def write_solution(solution, cfg, path, history, fields, peak_mb, extra=None):
@@ -375,10 +259,6 @@ def _add_exploitability(solution, verbose):
         print(f"{exploitability_summary(values)} ({time.perf_counter() - start:.3g} s)", flush=True)
 
 
-def unconverged_path(path):
-    return path.with_name(path.stem + ".unconverged" + path.suffix)
-
-
 def run(cfg, out, verbose=True, restart=None):
     """Solve and write.  Returns (solution, written path); an unconverged solve is written
     to <stem>.unconverged.h5 with its status, never to `out`.  With `restart`, continue
@@ -399,7 +279,7 @@ def run(cfg, out, verbose=True, restart=None):
             solution = solver.solve(state)
     except StopRequested as stop:
         raise checkpointer.stopped(stop) from None
-    target = out if solution.converged else unconverged_path(out)
+    target = output_path(out, solution.converged)
     fields, peak_mb = gathered_fields(solution), peak_memory_mb(problem.grid.comm)
     warnings = wall_warnings(fields, problem.grid, problem.t, cfg["grid"]["boundary"]) if fields else []
     if warnings:
@@ -408,11 +288,8 @@ def run(cfg, out, verbose=True, restart=None):
             for line in warnings:
                 print(f"warning: {line}", flush=True)
     on_root(problem.grid.comm, lambda: write_solution(solution, cfg, target, history, fields, peak_mb))
-    if solution.converged and problem.grid.rank == 0:
-        for stale in (unconverged_path(out), xdmf_path(unconverged_path(out))):
-            stale.unlink(missing_ok=True)  # a stale failure beside a good result misleads
     if solution.converged:
-        checkpointer.remove()
+        clear_after_convergence(out, problem.grid.comm, checkpointer)
     try:  # the solution is safe on disk; the extras follow, and a stop request skips them
         _add_exploitability(solution, verbose)
         closed = write_extras(solution, cfg, target, history, fields, peak_mb)
