@@ -1,4 +1,5 @@
-"""Shared test helpers: running the `mfgpde` command serially and under mpirun.
+"""Shared test helpers: running the `mfgpde` command serially and under mpirun; the test
+models.
 
 MPI tests never skip silently: if mpirun is missing they fail.
 """
@@ -81,3 +82,42 @@ def signal_at_checkpoint(study, out, k, sig=signal.SIGKILL, nproc=None):
         proc.send_signal(sig)
     proc.wait(timeout=120)
     return proc, ckpt
+
+
+# --- test models (tests/models_for_tests.py), registered by fixtures ---------------------------
+
+def _registered(*classes):
+    from mfgpde.models import register
+    for cls in classes:
+        register(cls)
+    return classes[0]
+
+
+@pytest.fixture
+def crowd_aversion():
+    """The model `test_crowd_aversion` (H = ½|p|² − m), defined outside the package."""
+    from models_for_tests import CrowdAversion
+    return _registered(CrowdAversion)
+
+
+@pytest.fixture
+def nan_model():
+    """The model `test_nan`, whose Hamiltonian is NaN everywhere."""
+    from models_for_tests import NaNModel
+    return _registered(NaNModel)
+
+
+@pytest.fixture
+def asymmetric_model():
+    """The model `test_asymmetric`: H = ½p² for p > 0 and 2p² for p < 0."""
+    from models_for_tests import Asymmetric
+    return _registered(Asymmetric)
+
+
+@pytest.fixture
+def poisoned_lq():
+    """The models `test_poisoned_lq` and `test_inf_poisoned_lq` (the LQ model turning NaN or
+    +inf after `calls` Hamiltonian evaluations), their count of evaluations reset."""
+    from models_for_tests import InfPoisonedLQ, PoisonedLQ
+    PoisonedLQ.seen = 0
+    return _registered(PoisonedLQ, InfPoisonedLQ)

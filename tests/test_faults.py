@@ -11,31 +11,8 @@ petsc4py.init()
 from conftest import RUNS, mfgpde  # noqa: E402
 from mfgpde.config import validate  # noqa: E402
 from mfgpde.io import hdf5  # noqa: E402
-from mfgpde.models import register  # noqa: E402
-from mfgpde.models.lq_mfg import LQMFG  # noqa: E402
 from mfgpde.runner import OutputError, run  # noqa: E402
 from mfgpde.solvers import SolverError  # noqa: E402
-
-
-@register
-class PoisonedLQ(LQMFG):
-    """The LQ model whose Hamiltonian turns NaN after `calls` evaluations."""
-    name = "test_poisoned_lq"
-    parameters = {**LQMFG.parameters, "calls": 10 ** 9}
-    seen = 0
-    poison = np.nan
-
-    def hamiltonian(self, t, x, p, density):
-        PoisonedLQ.seen += 1
-        H = super().hamiltonian(t, x, p, density)
-        return H + self.poison if PoisonedLQ.seen > self.calls else H
-
-
-@register
-class InfPoisonedLQ(PoisonedLQ):
-    """The same, turning +inf."""
-    name = "test_inf_poisoned_lq"
-    poison = np.inf
 
 
 def _cfg(tmp_path, name="test_poisoned_lq", **model):
@@ -44,8 +21,7 @@ def _cfg(tmp_path, name="test_poisoned_lq", **model):
                      "output": {"checkpoint_every": 1}})
 
 
-def test_nan_mid_run_names_solver_iteration_and_time_and_keeps_the_checkpoint(tmp_path):
-    PoisonedLQ.seen = 0
+def test_nan_mid_run_names_solver_iteration_and_time_and_keeps_the_checkpoint(tmp_path, poisoned_lq):
     out = tmp_path / "x.h5"
     with pytest.raises(SolverError, match=r"Picard iteration \d+: HJB Newton did not converge at t="):
         run(_cfg(tmp_path, calls=400), out, verbose=False)
@@ -55,8 +31,7 @@ def test_nan_mid_run_names_solver_iteration_and_time_and_keeps_the_checkpoint(tm
         assert f.attrs["iteration"] >= 1 and np.all(np.isfinite(f["solution/u"][()]))
 
 
-def test_inf_mid_run_names_solver_iteration_and_time_and_keeps_the_checkpoint(tmp_path):
-    PoisonedLQ.seen = 0
+def test_inf_mid_run_names_solver_iteration_and_time_and_keeps_the_checkpoint(tmp_path, poisoned_lq):
     out = tmp_path / "x.h5"
     with pytest.raises(SolverError, match=r"Picard iteration \d+: HJB Newton did not converge at t="):
         run(_cfg(tmp_path, "test_inf_poisoned_lq", calls=400), out, verbose=False)
@@ -66,8 +41,7 @@ def test_inf_mid_run_names_solver_iteration_and_time_and_keeps_the_checkpoint(tm
         assert f.attrs["iteration"] >= 1 and np.all(np.isfinite(f["solution/u"][()]))
 
 
-def test_full_disk_at_the_final_write(tmp_path, monkeypatch):
-    PoisonedLQ.seen = 0
+def test_full_disk_at_the_final_write(tmp_path, monkeypatch, poisoned_lq):
     out = tmp_path / "x.h5"
     out.write_bytes(b"previous")
     cfg = _cfg(tmp_path)

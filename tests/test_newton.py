@@ -12,7 +12,6 @@ from conftest import RUNS, mfgpde  # noqa: E402
 from mfgpde.grids import Grid  # noqa: E402
 from mfgpde.models import create_model  # noqa: E402
 from mfgpde.solvers import MFGProblem, NewtonCoupling, PicardSolver  # noqa: E402
-from test_solvers import CrowdAversion  # noqa: E402,F401  (registers test_crowd_aversion)
 
 
 class Record:
@@ -41,7 +40,7 @@ def test_jacobian_matches_finite_differences(case, tmp_path):
     assert max(ratios) < 1e-6
 
 
-def test_jacobian_with_local_coupling():
+def test_jacobian_with_local_coupling(crowd_aversion):
     """H = ½|p|² − m: J·dX against a finite difference of the residual at a random state."""
     grid = Grid([-1.0], [1.0], [9])
     pb = MFGProblem(grid, create_model("test_crowd_aversion", 1), 0.5, 3)
@@ -114,7 +113,7 @@ def test_newton_and_picard_agree(dim):
     assert np.max(np.abs(grid.integrate(newton.m) - 1.0)) < 1e-12
 
 
-def test_newton_with_local_coupling_agrees_with_picard():
+def test_newton_with_local_coupling_agrees_with_picard(crowd_aversion):
     grid = Grid([-1.5], [1.5], [60])
     model = create_model("test_crowd_aversion", 1)
     newton, _ = _newton(model, grid, nt=20)
