@@ -1,7 +1,14 @@
 """Shared test helpers: running the `mfgpde` command serially and under mpirun; the test
-models.
+models; the markers' rules.
 
-MPI tests never skip silently: if mpirun is missing they fail.
+Markers (pytest.ini): `mpi` for every test that runs mpirun, `slow` for the expensive
+ones; `make test-fast` leaves both out, `make test` runs everything.  A test that starts
+mpirun through these helpers without the `mpi` mark fails, so new tests cannot slip MPI
+runs into the fast tier.
+
+MPI tests never skip silently: if mpirun is missing they fail, and a session that
+selected MPI tests fails when none of them passed or any was skipped (with
+--require-mpi, as `make test` runs, also when none was selected).
 """
 import os
 import pathlib
@@ -25,13 +32,31 @@ def _env():
     return env
 
 
+# --- mpirun only from tests marked `mpi` ------------------------------------------------------
+
+_ITEM = None  # the test being run
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    global _ITEM
+    _ITEM = item
+
+
+def _mpirun():
+    """The mpirun to use; fails the test when there is none or the test is not marked `mpi`."""
+    if _ITEM is not None and _ITEM.get_closest_marker("mpi") is None:
+        pytest.fail(f"{_ITEM.nodeid} runs mpirun but is not marked @pytest.mark.mpi")
+    mpirun = shutil.which("mpirun") or shutil.which("mpiexec")
+    if mpirun is None:
+        pytest.fail("mpirun not found: the MPI tests cannot run")
+    return mpirun
+
+
 def _command(args, nproc):
     cmd = [sys.executable, "-m", "mfgpde", *map(str, args)]
     if nproc:
-        mpirun = shutil.which("mpirun") or shutil.which("mpiexec")
-        if mpirun is None:
-            pytest.fail("mpirun not found: the MPI tests cannot run")
-        cmd = [mpirun, "-n", str(nproc), sys.executable, "-m", "mpi4py", "-m", "mfgpde", *map(str, args)]
+        cmd = [_mpirun(), "-n", str(nproc), sys.executable, "-m", "mpi4py", "-m", "mfgpde", *map(str, args)]
     return cmd
 
 
@@ -49,12 +74,11 @@ def mfgpde_background(*args, nproc=None):
 
 def mpi_script(path, nproc=2, *args, timeout=300):
     """Run a Python script under mpirun; CompletedProcess."""
-    mpirun = shutil.which("mpirun") or shutil.which("mpiexec")
-    if mpirun is None:
-        pytest.fail("mpirun not found: the MPI tests cannot run")
-    cmd = [mpirun, "-n", str(nproc), sys.executable, "-m", "mpi4py", str(path), *map(str, args)]
+    cmd = [_mpirun(), "-n", str(nproc), sys.executable, "-m", "mpi4py", str(path), *map(str, args)]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_env())
 
+
+# --- checkpoints and signals ------------------------------------------------------------------
 
 def checkpoint_iteration(ckpt):
     """The iteration (level) a checkpoint holds; 0 while there is none to read."""
@@ -121,3 +145,55 @@ def poisoned_lq():
     from models_for_tests import InfPoisonedLQ, PoisonedLQ
     PoisonedLQ.seen = 0
     return _registered(PoisonedLQ, InfPoisonedLQ)
+
+
+# --- the check that the MPI tests ran -----------------------------------------------------------
+
+def pytest_addoption(parser):
+    parser.addoption("--require-mpi", action="store_true",
+                     help="fail the session unless MPI tests were selected and ran (make test)")
+
+
+_MPI = {"selected": set(), "passed": set(), "skipped": set()}
+
+
+def pytest_collection_finish(session):
+    _MPI["selected"] = {item.nodeid for item in session.items if item.get_closest_marker("mpi")}
+
+
+def pytest_runtest_logreport(report):
+    if report.nodeid not in _MPI["selected"]:
+        return
+    if report.skipped:
+        _MPI["skipped"].add(report.nodeid)
+    elif report.when == "call" and report.passed:
+        _MPI["passed"].add(report.nodeid)
+
+
+def _mpi_problem(config):
+    """Why the session must fail for its MPI tests ('' when it need not)."""
+    if config.option.collectonly:
+        return ""
+    selected, passed, skipped = (_MPI[k] for k in ("selected", "passed", "skipped"))
+    if not selected:
+        return "no MPI test was selected (--require-mpi)" if config.getoption("require_mpi") else ""
+    if skipped:
+        return f"MPI tests skipped ({len(skipped)}): {', '.join(sorted(skipped)[:3])}"
+    if not passed:
+        return f"none of the {len(selected)} selected MPI tests passed"
+    return ""
+
+
+def pytest_sessionfinish(session, exitstatus):
+    problem = _mpi_problem(session.config)
+    if problem and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    problem = _mpi_problem(config)
+    if problem:
+        terminalreporter.write_line(f"MPI check FAILED: {problem}", red=True, bold=True)
+    elif _MPI["selected"] and not config.option.collectonly:
+        terminalreporter.write_line(f"MPI check: {len(_MPI['passed'])} of {len(_MPI['selected'])} "
+                                    "MPI tests passed, none skipped")

@@ -230,6 +230,7 @@ def test_no_command_is_bad_input():
 
 # --- 2. bad input under MPI ---------------------------------------------------------------
 
+@pytest.mark.mpi
 @pytest.mark.parametrize("bad, key", [("model.sigma=-0.1", "model.sigma"),
                                       ("model.mu0=1e6", "initial density")],
                          ids=["sigma-negative", "m0-no-mass"])

@@ -98,6 +98,7 @@ def test_sigkill_then_restart_gives_the_uninterrupted_result(family, killed, ref
     assert not out.with_name("run.ckpt.h5").exists()
 
 
+@pytest.mark.mpi
 @pytest.mark.parametrize("family", FAMILIES)
 def test_restart_on_two_ranks_from_a_one_rank_checkpoint(family, killed, references, tmp_path):
     out = tmp_path / "run.h5"

@@ -165,6 +165,7 @@ def test_a_level_that_does_not_converge_is_one_line_and_exit_3(args, message, tm
     assert "no solution written" in proc.stderr and not list(tmp_path.iterdir())
 
 
+@pytest.mark.mpi
 @pytest.mark.parametrize("coupling", ["lagged", "newton"])
 def test_one_and_two_ranks_agree(coupling, tmp_path):
     fields = {}

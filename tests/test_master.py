@@ -89,6 +89,7 @@ def test_followers_cannot_gain_along_the_infection_path():
     assert np.allclose(path["z"].sum(axis=1), 1.0)
 
 
+@pytest.mark.mpi
 @pytest.mark.parametrize("run, sets", [("infection_vaccination", ["--set", "grid.n=20", "--set", "time.steps=6"]),
                                        ("technology_adoption", ["--set", "grid.n=16", "--set", "time.T=5"])])
 def test_studies_are_equilibria_and_rank_independent(run, sets, tmp_path):

@@ -102,6 +102,7 @@ def test_every_family_refuses_before_allocating(tmp_path, runfile, sets, key):
     assert peak < _floor_mb() + 100 and not (tmp_path / "o.h5").exists(), (peak, line)
 
 
+@pytest.mark.mpi
 def test_ranks_of_one_node_are_summed(tmp_path):
     r = mfgpde("run", RUNS / "lq_mfg_2d.toml", "-o", tmp_path / "o.h5", "--set", "grid.n=[20000,20000]",
                nproc=2, timeout=120)

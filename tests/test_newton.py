@@ -122,6 +122,7 @@ def test_newton_with_local_coupling_agrees_with_picard(crowd_aversion):
     assert grid.max_abs(newton.m - picard.m) < 1e-8 and grid.max_abs(newton.u - picard.u) < 1e-8
 
 
+@pytest.mark.mpi
 def test_newton_one_and_two_ranks_agree(tmp_path):
     out = {}
     for nproc in (None, 2):

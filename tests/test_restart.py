@@ -53,6 +53,7 @@ def test_sigkill_then_restart_gives_the_uninterrupted_result(kill_at, tmp_path, 
     assert not ckpt.exists()  # removed once converged
 
 
+@pytest.mark.mpi
 @pytest.mark.parametrize("ranks_before, ranks_after", [(2, None), (None, 2)])
 def test_restart_on_another_number_of_ranks(ranks_before, ranks_after, tmp_path, reference):
     out = tmp_path / "run.h5"

@@ -107,6 +107,7 @@ def test_newton_on_the_indefinite_game_agrees_with_picard(tmp_path):
         assert np.max(np.abs(fields["picard"][k] - fields["newton"][k])) < 1e-8, k
 
 
+@pytest.mark.mpi
 @pytest.mark.parametrize("run, small", [("robust_designer_scalar", ["--set", "grid.n=[60]", "--set", "time.nt=20"]),
                                         ("robust_designer_chain", CHAIN_SMALL),
                                         ("robust_designer_tu2", TU2_SMALL)])
@@ -124,6 +125,7 @@ def test_one_and_two_ranks_agree(run, small, tmp_path):
         assert np.max(np.abs(out[None][k] - out[2][k])) < 1e-10, k
 
 
+@pytest.mark.mpi
 def test_populations_checkpoint_and_restart_on_another_rank_count(tmp_path):
     """A stopped five-population run continues from its checkpoint (u_pop*, m_pop*) under
     2 ranks and ends at the uninterrupted result."""
