@@ -1,5 +1,5 @@
-"""Shared test helpers: running the `mfgpde` command serially and under mpirun; the test
-models; the markers' rules.
+"""Shared test helpers: running the `mfgpde` command serially, under mpirun and in this
+process; the test models; the markers' rules.
 
 Markers (pytest.ini): `mpi` for every test that runs mpirun, `slow` for the expensive
 ones; `make test-fast` leaves both out, `make test` runs everything.  A test that starts
@@ -10,6 +10,8 @@ MPI tests never skip silently: if mpirun is missing they fail, and a session tha
 selected MPI tests fails when none of them passed or any was skipped (with
 --require-mpi, as `make test` runs, also when none was selected).
 """
+import contextlib
+import io
 import os
 import pathlib
 import shutil
@@ -17,6 +19,8 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
+import warnings
 
 import pytest
 
@@ -24,6 +28,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 RUNS = ROOT / "runs"
 MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
            "OMPI_MCA_rmaps_base_oversubscribe": "1", "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+os.environ.setdefault("MPLBACKEND", "Agg")  # in-process runs plot too
 
 
 def _env():
@@ -76,6 +81,60 @@ def mpi_script(path, nproc=2, *args, timeout=300):
     """Run a Python script under mpirun; CompletedProcess."""
     cmd = [_mpirun(), "-n", str(nproc), sys.executable, "-m", "mpi4py", str(path), *map(str, args)]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_env())
+
+
+# --- `mfgpde` in this process -----------------------------------------------------------------
+
+def run_in_process(*args, cwd=None):
+    """`mfgpde ARGS` as mfgpde.cli.main in this process, without the ~1 s of a new Python and
+    PETSc; a CompletedProcess like mfgpde()'s.  What a subprocess would show is kept: an
+    uncaught exception is a traceback on stderr and status 1, a warning is lines on stderr,
+    SystemExit's code is the status.  For what the command does, not for the process: PETSc
+    options on the command line (petsc4py reads them once per process), signals and the exit
+    of the interpreter need mfgpde().  The run sees the PETSc options database of a new
+    process (empty: the package keeps defaults there, other tests' solvers leave them) and
+    leaves this process as it found it: options database, signal handlers, stop watch."""
+    from petsc4py import PETSc
+
+    from mfgpde import cli
+    from mfgpde.stop import SIGNALS, watch
+    argv = [str(a) for a in args]
+    with contextlib.suppress(SystemExit):  # a bad argument: cli.main reports it below
+        if cli.split_petsc_args(argv)[1]:
+            pytest.fail(f"PETSc options {cli.split_petsc_args(argv)[1]}: run them in a subprocess (mfgpde())")
+    handlers = {sig: signal.getsignal(sig) for sig in SIGNALS}
+    watch_state = dict(vars(watch))
+    opts = PETSc.Options()
+    options = opts.getAll()
+    out, err = io.StringIO(), io.StringIO()
+    with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(out), \
+            contextlib.redirect_stderr(err), contextlib.chdir(cwd or os.getcwd()):
+        warnings.simplefilter("always")
+        try:
+            for key in options:
+                opts.delValue(key)
+            code = cli.main(argv)
+        except SystemExit as e:
+            code = e.code
+        except Exception:  # noqa: BLE001  what the interpreter would print and exit with
+            traceback.print_exc(file=err)
+            code = 1
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+            vars(watch).update(watch_state)
+            for key in opts.getAll():
+                opts.delValue(key)
+            for key, value in options.items():
+                opts.setValue(key, value)
+    for w in caught:
+        err.write(warnings.formatwarning(w.message, w.category, w.filename, w.lineno, w.line))
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):  # sys.exit("message"): the message on stderr, status 1
+        err.write(f"{code}\n")
+        code = 1
+    return subprocess.CompletedProcess(["mfgpde", *argv], code, out.getvalue(), err.getvalue())
 
 
 # --- checkpoints and signals ------------------------------------------------------------------

@@ -2,7 +2,7 @@
 import io
 
 import numpy as np
-from conftest import mfgpde
+from conftest import run_in_process
 
 from mfgpde.bench.run import bench
 
@@ -52,5 +52,5 @@ def test_repeat_reports_each_configurations_fastest_run(monkeypatch):
 
 
 def test_repeat_below_one_refused():
-    bad = mfgpde("bench", "--repeat", "0")
+    bad = run_in_process("bench", "--repeat", "0")
     assert bad.returncode == 2 and "bench --repeat 0" in bad.stderr, bad.stderr

@@ -8,7 +8,7 @@ import petsc4py
 import pytest
 
 petsc4py.init()
-from conftest import RUNS, mfgpde  # noqa: E402
+from conftest import RUNS, run_in_process  # noqa: E402
 from mfgpde.config import validate  # noqa: E402
 from mfgpde.io import hdf5  # noqa: E402
 from mfgpde.runner import OutputError, run  # noqa: E402
@@ -61,17 +61,17 @@ def test_full_disk_at_the_final_write(tmp_path, monkeypatch, poisoned_lq):
 
 
 def test_unwritable_output_place_is_bad_input(tmp_path):
-    proc = mfgpde("run", RUNS / "lq_mfg_1d.toml", "--set", "grid.n=[40]", "-o", "/proc/mfgpde/x.h5")
+    proc = run_in_process("run", RUNS / "lq_mfg_1d.toml", "--set", "grid.n=[40]", "-o", "/proc/mfgpde/x.h5")
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2 and len(lines) == 1 and "output.file" in lines[0], proc.stderr
 
 
 def test_damaged_result_file_is_refused_by_info_and_plot(tmp_path):
     out = tmp_path / "r.h5"
-    assert mfgpde("run", RUNS / "lq_mfg_1d.toml", "--set", "grid.n=[40]", "--set", "time.nt=10",
-                  "--set", "output.plots=false", "-o", out).returncode == 0
+    assert run_in_process("run", RUNS / "lq_mfg_1d.toml", "--set", "grid.n=[40]", "--set", "time.nt=10",
+                          "--set", "output.plots=false", "-o", out).returncode == 0
     with h5py.File(out, "r+") as f:
         f["solution/u"][3, 3] *= 1.0 + 1e-9
     for command in ("info", "plot"):
-        proc = mfgpde(command, out)
+        proc = run_in_process(command, out)
         assert proc.returncode == 2 and "corrupted" in proc.stderr, proc.stderr

@@ -4,7 +4,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import RUNS, mfgpde
+from conftest import RUNS, mfgpde, run_in_process
 from mfgpde.grids import SimplexGrid
 from mfgpde.models.discrete import StackelbergModel
 from mfgpde.solvers.master import MasterSolver, follower_exploitability
@@ -112,8 +112,8 @@ def test_studies_are_equilibria_and_rank_independent(run, sets, tmp_path):
                                        (["time.T=0"], "time.T"), (["model.lam=-1.0"], "model.lam"),
                                        (["grid.n=0"], "grid.n"), (["grid.lower=[0.0]"], "grid.lower")])
 def test_bad_discrete_input_is_one_line(sets, key, tmp_path):
-    proc = mfgpde("run", RUNS / "infection_vaccination.toml", *[a for s in sets for a in ("--set", s)],
-                  "-o", tmp_path / "x.h5")
+    proc = run_in_process("run", RUNS / "infection_vaccination.toml", *[a for s in sets for a in ("--set", s)],
+                          "-o", tmp_path / "x.h5")
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2 and len(lines) == 1 and key in lines[0], proc.stderr
     assert not (tmp_path / "x.h5").exists()

@@ -1,5 +1,6 @@
 """The memory guard: limits (physical, RLIMIT_AS, cgroup via MFGPDE_CGROUP_ROOT), refusal
 before allocating in every family, and estimates within 30 % of measured peaks."""
+import functools
 import os
 import resource
 import subprocess
@@ -24,9 +25,11 @@ def _run(args, env=None, preexec=None, code=None):
     return os.waitstatus_to_exitcode(status), text, time.perf_counter() - start, usage.ru_maxrss / 1024
 
 
+@functools.lru_cache(maxsize=None)
 def _floor_mb():
     """The peak a child that only imports mfgpde's solvers reports: a forked child's peak
-    includes this test process's resident memory at the fork, so refusals are compared to it."""
+    includes this test process's resident memory at the fork, so refusals are compared to it
+    (measured once: every refusal test asked for the same child)."""
     return _run(None, code="import petsc4py; petsc4py.init(); import mfgpde.runner")[3]
 
 

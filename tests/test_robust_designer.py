@@ -5,7 +5,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import RUNS, mfgpde
+from conftest import RUNS, mfgpde, run_in_process
 from mfgpde.config import validate
 from mfgpde.runner import build_problem, build_solver
 from mfgpde.validation.cases import convergence_study
@@ -77,12 +77,12 @@ def test_internal_model_tracking_matches_the_augmented_riccati():
 
 def test_tu_game_reports_indefinite_direction_and_conjugate_time(tmp_path):
     run = RUNS / "robust_designer_tu2.toml"
-    refused = mfgpde("run", run, *TU2_SMALL, *NOPLOTS, "--set", "time.T=1.4", "-o", tmp_path / "late.h5")
+    refused = run_in_process("run", run, *TU2_SMALL, *NOPLOTS, "--set", "time.T=1.4", "-o", tmp_path / "late.h5")
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert "conjugate time 1.35102" in refused.stderr and "(0.577, 0.577, -0.577)" in refused.stderr
     assert not (tmp_path / "late.h5").exists()
     out = tmp_path / "tu2.h5"
-    ok = mfgpde("run", run, *TU2_SMALL, *NOPLOTS, "-o", out)
+    ok = run_in_process("run", run, *TU2_SMALL, *NOPLOTS, "-o", out)
     assert ok.returncode == 0, ok.stdout[-2000:] + ok.stderr[-2000:]
     assert "note: M is indefinite along (0.577, 0.577, -0.577) (eigenvalue -0.5)" in ok.stdout
     with h5py.File(out, "r") as f:
@@ -97,9 +97,9 @@ def test_newton_on_the_indefinite_game_agrees_with_picard(tmp_path):
     fields = {}
     for coupling in ("picard", "newton"):
         out = tmp_path / f"{coupling}.h5"
-        proc = mfgpde("run", RUNS / "robust_designer_tu2.toml", "--set", "grid.n=[8,8,8]", "--set", "time.nt=5",
-                      *NOPLOTS, "--set", f"solver.coupling='{coupling}'", "--set", "solver.tolerance=1e-11",
-                      "--set", "solver.newton_tolerance=1e-12", "-o", out)
+        proc = run_in_process("run", RUNS / "robust_designer_tu2.toml", "--set", "grid.n=[8,8,8]", "--set", "time.nt=5",
+                              *NOPLOTS, "--set", f"solver.coupling='{coupling}'", "--set", "solver.tolerance=1e-11",
+                              "--set", "solver.newton_tolerance=1e-12", "-o", out)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
         with h5py.File(out, "r") as f:
             fields[coupling] = {k: f["solution"][k][()] for k in ("u", "m")}
@@ -131,8 +131,8 @@ def test_populations_checkpoint_and_restart_on_another_rank_count(tmp_path):
     2 ranks and ends at the uninterrupted result."""
     run, small = RUNS / "robust_designer_chain.toml", [*CHAIN_SMALL, *NOPLOTS, "--set", "output.checkpoint_every=5"]
     full, part = tmp_path / "full.h5", tmp_path / "part.h5"
-    assert mfgpde("run", run, *small, "-o", full).returncode == 0
-    stopped = mfgpde("run", run, *small, "--set", "solver.max_iterations=12", "-o", part)
+    assert run_in_process("run", run, *small, "-o", full).returncode == 0
+    stopped = run_in_process("run", run, *small, "--set", "solver.max_iterations=12", "-o", part)
     assert stopped.returncode == 3 and (tmp_path / "part.ckpt.h5").exists()
     with h5py.File(tmp_path / "part.ckpt.h5", "r") as f:
         assert f.attrs["iteration"] == 10 and {"u_pop5", "m_pop5"} <= set(f["solution"])

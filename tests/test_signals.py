@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import ROOT, RUNS, _env, mfgpde, mfgpde_background
+from conftest import ROOT, RUNS, _env, mfgpde, mfgpde_background, run_in_process
 
 # Unpreconditioned level solves make each Picard iteration last seconds on this small grid.
 SLOW = ["-fp_ksp_type", "gmres", "-fp_pc_type", "none", "-fp_ksp_gmres_restart", "3", "-fp_ksp_max_it", "100000",
@@ -279,6 +279,6 @@ def test_ctrl_c_in_a_serial_run(tmp_path):
                                        (["--set", "output.max_wall_time='-1:00'"], "output.max_wall_time"),
                                        (["--set", "output.max_wall_time=0"], "output.max_wall_time")])
 def test_bad_budget_is_refused(args, key, tmp_path):
-    proc = mfgpde("run", RUNS / "lq_mfg_1d.toml", *args, "-o", tmp_path / "x.h5")
+    proc = run_in_process("run", RUNS / "lq_mfg_1d.toml", *args, "-o", tmp_path / "x.h5")
     assert proc.returncode == 2 and proc.stderr.startswith(f"mfgpde: error: {key}:"), proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not list(tmp_path.iterdir())

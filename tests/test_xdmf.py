@@ -5,7 +5,7 @@ import xml.etree.ElementTree as ET
 import h5py
 import numpy as np
 
-from conftest import RUNS, mfgpde
+from conftest import RUNS, run_in_process
 
 
 def _resolve(h5, item):
@@ -15,8 +15,8 @@ def _resolve(h5, item):
 
 def test_xdmf_sidecar_matches_the_result_file(tmp_path):
     out = tmp_path / "r.h5"
-    proc = mfgpde("run", RUNS / "lq_mfg_2d.toml", "--set", "grid.n=[8,6]", "--set", "time.nt=3",
-                  "--set", "output.plots=false", "-o", out)
+    proc = run_in_process("run", RUNS / "lq_mfg_2d.toml", "--set", "grid.n=[8,6]", "--set", "time.nt=3",
+                          "--set", "output.plots=false", "-o", out)
     assert proc.returncode == 0, proc.stderr
     root = ET.parse(tmp_path / "r.xdmf").getroot()
     steps = root.find("Domain/Grid").findall("Grid")
@@ -42,6 +42,6 @@ def test_xdmf_sidecar_matches_the_result_file(tmp_path):
 
 def test_no_sidecar_for_one_dimension(tmp_path):
     out = tmp_path / "r.h5"
-    assert mfgpde("run", RUNS / "lq_mfg_1d.toml", "--set", "grid.n=[20]", "--set", "time.nt=3",
-                  "--set", "output.plots=false", "-o", out).returncode == 0
+    assert run_in_process("run", RUNS / "lq_mfg_1d.toml", "--set", "grid.n=[20]", "--set", "time.nt=3",
+                          "--set", "output.plots=false", "-o", out).returncode == 0
     assert not (tmp_path / "r.xdmf").exists()
