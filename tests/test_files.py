@@ -21,7 +21,8 @@ RUN1D, RUN2D = RUNS / "lq_mfg_1d.toml", RUNS / "lq_mfg_2d.toml"
 SMALL2D = ["--set", "grid.n=[8,6]", "--set", "time.nt=3", "--set", "output.plots=false"]
 LF = [RUNS / "stackelberg_lq.toml", "--set", "grid.n=8", "--set", "time.nt=4", "--set", "time.T=1.0",
       "--set", "output.plots=false"]
-MASTER = [RUNS / "technology_adoption.toml", "--set", "grid.n=10", "--set", "output.plots=false"]
+MASTER = [RUNS / "technology_adoption.toml", "--set", "grid.n=10", "--set", "time.T=5",
+          "--set", "solver.leader_points=11", "--set", "output.plots=false"]
 FAMILIES = {"mfg": [RUN1D, *SMALL], "leader_follower": LF, "master": MASTER}
 PREVIOUS = b"previous output"
 

@@ -90,14 +90,14 @@ def test_followers_cannot_gain_along_the_infection_path():
 
 
 @pytest.mark.mpi
-@pytest.mark.parametrize("run, sets", [("infection_vaccination", ["--set", "grid.n=20", "--set", "time.steps=6"]),
+@pytest.mark.parametrize("run, sets", [("infection_vaccination", ["--set", "grid.n=10", "--set", "time.steps=6"]),
                                        ("technology_adoption", ["--set", "grid.n=16", "--set", "time.T=5"])])
 def test_studies_are_equilibria_and_rank_independent(run, sets, tmp_path):
     fields = {}
     for nproc in (None, 2):
         out = tmp_path / f"{nproc or 1}.h5"
-        proc = mfgpde("run", RUNS / f"{run}.toml", *sets, "--set", "solver.leader_points=11", "-o", out,
-                      nproc=nproc)
+        proc = mfgpde("run", RUNS / f"{run}.toml", *sets, "--set", "solver.leader_points=11",
+                      "--set", "output.plots=false", "-o", out, nproc=nproc)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
         with h5py.File(out, "r") as f:
             assert f.attrs["follower_exploitability"] < 1e-9

@@ -14,7 +14,7 @@ from conftest import RUNS, mfgpde, run_in_process, signal_at_checkpoint
 from conftest import checkpoint_iteration as _iteration
 from mfgpde.io.hdf5 import file_checksum
 
-STUDY = [RUNS / "lq_mfg_1d.toml", "--set", "grid.n=[300]", "--set", "time.nt=150",
+STUDY = [RUNS / "lq_mfg_1d.toml", "--set", "grid.n=[150]", "--set", "time.nt=75",
          "--set", "output.plots=false"]
 
 
@@ -159,8 +159,9 @@ def test_damaged_checkpoint_is_refused(how, words, checkpoint, tmp_path):
 
 def test_an_output_file_is_not_a_checkpoint(tmp_path):
     out = tmp_path / "o.h5"
-    assert run_in_process("run", *STUDY, "--set", "grid.n=[40]", "-o", out).returncode == 0
-    proc = run_in_process("run", *STUDY, "--set", "grid.n=[40]", "--restart", out, "-o", tmp_path / "x.h5")
+    small = ["--set", "grid.n=[40]", "--set", "time.nt=10"]
+    assert run_in_process("run", *STUDY, *small, "-o", out).returncode == 0
+    proc = run_in_process("run", *STUDY, *small, "--restart", out, "-o", tmp_path / "x.h5")
     assert proc.returncode == 2 and "not an mfgpde checkpoint" in proc.stderr
 
 

@@ -13,7 +13,7 @@ from mfgpde.validation.study import moments_path
 
 NOPLOTS = ["--set", "output.plots=false"]
 TU2_SMALL = ["--set", "grid.n=[10,10,10]", "--set", "time.nt=8"]
-CHAIN_SMALL = ["--set", "grid.n=[80]", "--set", "time.nt=30", "--set", "time.T=2.0"]
+CHAIN_SMALL = ["--set", "grid.n=[40]", "--set", "time.nt=10", "--set", "time.T=2.0"]
 
 
 def test_scalar_game_converges_at_first_order_and_keeps_its_mean():
