@@ -22,6 +22,7 @@ def _problem(runfile, n, nt, *sets):
     return build_problem(load(RUNS / runfile, [f"grid.n={list(n)}", f"time.nt={nt}", *sets]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("runfile, n, nt", [("lq_mfg_1d.toml", [120], 30), ("lq_mfg_2d.toml", [30, 26], 10),
                                             ("congestion_2d.toml", [28, 28], 10)])
 def test_same_solution_as_picard_in_fewer_sweeps(runfile, n, nt):
@@ -38,6 +39,7 @@ def test_same_solution_as_picard_in_fewer_sweeps(runfile, n, nt):
     assert np.max(np.abs(mass - 1.0)) < 1e-12 and a.m.min() >= -1e-14
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("runfile, n, nt", [("lq_mfg_2d.toml", [24, 20], 8), ("congestion_2d.toml", [24, 24], 8)])
 def test_scipy_baseline_solves_the_same_fixed_point(runfile, n, nt):
     """The strong baseline (BiCGSTAB + Jacobi, numpy Anderson) reaches the same u and m."""
@@ -49,6 +51,7 @@ def test_scipy_baseline_solves_the_same_fixed_point(runfile, n, nt):
     np.testing.assert_allclose(b["m"], a.m, rtol=0, atol=1e-7 * np.max(np.abs(a.m)))
 
 
+@pytest.mark.slow
 def test_iterations_flat_under_refinement():
     """h and dt refined together (ν·dt/h² doubles): outer iterations do not grow and the
     linear iterations per level solve grow at most 1.5× per refinement (the level solves
@@ -88,6 +91,7 @@ def test_unconverged_anderson_is_reported(tmp_path):
     assert not (tmp_path / "o.h5").exists() and (tmp_path / "o.unconverged.h5").exists()
 
 
+@pytest.mark.slow
 def test_restart_from_a_checkpoint_reaches_the_answer(tmp_path):
     """Anderson's checkpoint holds u and the density of its last sweep; a restart from it
     converges to the uninterrupted solution within the tolerance (the mixing history is

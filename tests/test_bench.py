@@ -2,11 +2,13 @@
 import io
 
 import numpy as np
+import pytest
 from conftest import run_in_process
 
 from mfgpde.bench.run import bench
 
 
+@pytest.mark.slow
 def test_bench_smallest_case_reports_every_figure():
     out = io.StringIO()
     records = bench(sizes=("small",), ranks=(1,), cases=["lq_1d"], stream=out)

@@ -177,9 +177,14 @@ NO_OUTPUT_CASES = ["malformed-toml", "set-without-equals", "unknown-key-time", "
 PETSC_CASES = ["petsc-bad-type", "petsc-bad-value", "petsc-clash-in-solve", "petsc-clash-in-newton"]
 
 
+def _case(case, preexisting, in_subprocess):
+    return pytest.param(case, preexisting, in_subprocess, marks=[pytest.mark.slow] if in_subprocess else [],
+                        id=f"{case}-{'existing' if preexisting else 'no'}-output")
+
+
 @pytest.mark.parametrize("case, preexisting, in_subprocess",
-                         [(c, True, c in PETSC_CASES) for c in BAD] + [(c, False, False) for c in NO_OUTPUT_CASES],
-                         ids=[f"{c}-existing-output" for c in BAD] + [f"{c}-no-output" for c in NO_OUTPUT_CASES])
+                         [_case(c, True, c in PETSC_CASES) for c in BAD]
+                         + [_case(c, False, False) for c in NO_OUTPUT_CASES])
 def test_bad_input(case, preexisting, in_subprocess, tmp_path):
     spec, keys = BAD[case]
     work = tmp_path / "work"
@@ -371,6 +376,7 @@ def test_unconverged_keeps_previous_output(good, tmp_path):
 
 # --- 7. PETSc options ---------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_petsc_option_on_command_line(tmp_path):
     proc = mfgpde("run", RUN1D, *SMALL, *NOPLOTS, "-o", tmp_path / "x.h5", "-hjb_snes_monitor")
     assert proc.returncode == 0, proc.stderr
@@ -378,6 +384,7 @@ def test_petsc_option_on_command_line(tmp_path):
     assert "SNES Function norm" in proc.stdout
 
 
+@pytest.mark.slow
 def test_petsc_table_in_run_file(tmp_path):
     text = RUN1D.read_text()
     assert "\n[petsc]\n" in text
@@ -388,6 +395,7 @@ def test_petsc_table_in_run_file(tmp_path):
     assert "SNES Function norm" in proc.stdout
 
 
+@pytest.mark.slow
 def test_petsc_table_false_leaves_option_unset(tmp_path):
     proc = mfgpde("run", RUN1D, *SMALL, *NOPLOTS, "--set", "petsc.hjb_snes_monitor=false",
                   "-o", tmp_path / "x.h5")
@@ -395,6 +403,7 @@ def test_petsc_table_false_leaves_option_unset(tmp_path):
     assert "SNES Function norm" not in proc.stdout
 
 
+@pytest.mark.slow
 def test_misspelled_petsc_option_is_reported(tmp_path):
     proc = mfgpde("run", RUN1D, *SMALL, *NOPLOTS, "-o", tmp_path / "x.h5", "-hjb_snes_monitr")
     assert proc.returncode == 0, proc.stderr
@@ -405,6 +414,7 @@ def test_misspelled_petsc_option_is_reported(tmp_path):
     assert "SNES Function norm" not in proc.stdout
 
 
+@pytest.mark.slow
 def test_out_of_range_petsc_value_fails_the_solve_in_one_line(tmp_path):
     """PETSc 3.18 takes a negative rtol; the solve it breaks is one line and exit 3."""
     out = tmp_path / "x.h5"

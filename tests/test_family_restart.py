@@ -15,6 +15,7 @@ import pytest
 from conftest import RUNS, mfgpde, run_in_process, signal_at_checkpoint
 from conftest import checkpoint_iteration as _iteration
 
+pytestmark = pytest.mark.slow  # every test needs the runs of `references` or `killed`
 STUDIES = {
     "leader_follower": [RUNS / "stackelberg_lq.toml", "--set", "grid.n=[12,12]", "--set", "time.nt=32",
                         "--set", "output.plots=false"],

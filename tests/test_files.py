@@ -149,7 +149,7 @@ def small_disk(tmp_path):
     subprocess.run(["umount", d])
 
 
-@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("family", ["mfg", "leader_follower", pytest.param("master", marks=pytest.mark.slow)])
 def test_full_disk_at_the_final_write(family, small_disk):
     disk, fill = small_disk
     out = disk / "x.h5"
@@ -309,6 +309,7 @@ def _raw_ranges(path):
         return [(ds.id.get_offset(), ds.id.get_offset() + ds.id.get_storage_size()) for ds in f["solution"].values()]
 
 
+@pytest.mark.slow
 def test_every_bit_flip_in_a_checkpoint_is_refused_or_harmless(stopped, tmp_path, capsys):
     """40 seeded flips outside the solution's raw data (metadata, attributes, grid, time,
     history) and 10 inside it: each restart is refused with one line (exit 2) or reaches

@@ -140,6 +140,7 @@ def _assert_pngs(paths, expected):
         assert p.stat().st_size > 1000 and p.read_bytes()[:8] == PNG
 
 
+@pytest.mark.slow
 def test_plot_1d(tmp_path):
     p = tmp_path / "run.h5"
     write_result(p, **_result(1))
@@ -148,6 +149,7 @@ def test_plot_1d(tmp_path):
     assert all(q.parent == tmp_path for q in paths)
 
 
+@pytest.mark.slow
 def test_plot_2d_and_3d(tmp_path):
     p = tmp_path / "run.h5"
     write_result(p, **_result(2))

@@ -99,6 +99,7 @@ def window_errors(path):
         return {k[6:]: float(v) for k, v in f.attrs.items() if k.startswith("error_")}
 
 
+@pytest.mark.slow
 def test_grid_solution_converges_to_the_riccati_closed_form(tmp_path):
     """h and dt halved: every error on the window (central half of each axis) falls."""
     errors = []
@@ -113,6 +114,7 @@ def test_grid_solution_converges_to_the_riccati_closed_form(tmp_path):
     assert errors[1]["u0_t0"] < 0.35 and errors[1]["V0_t0"] < 0.4
 
 
+@pytest.mark.slow
 def test_output_layout_info_and_plots(tmp_path):
     out = tmp_path / "lq.h5"
     proc = run_in_process("run", LQ, *SMALL, "--set", "grid.n=[10,8]", "--set", "time.nt=4", "-o", out)
@@ -154,8 +156,8 @@ def test_bad_input_is_one_line_and_exit_2(override, message, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--set", "solver.coupling='picard'", "--set", "solver.max_iterations=1"],
      "leader-follower Picard did not converge at t=0.75: 1 sweeps"),
-    (["--set", "solver.coupling='newton'", "-coupled_snes_max_it", "1"],
-     "leader-follower Newton did not converge at t=0.75 (SNES reason"),
+    pytest.param(["--set", "solver.coupling='newton'", "-coupled_snes_max_it", "1"],
+                 "leader-follower Newton did not converge at t=0.75 (SNES reason", marks=pytest.mark.slow),
 ], ids=["picard-sweeps", "newton-level"])
 def test_a_level_that_does_not_converge_is_one_line_and_exit_3(args, message, tmp_path):
     petsc = any(a.startswith("-") and not a.startswith("--") for a in args)  # PETSc options: a subprocess
@@ -166,6 +168,7 @@ def test_a_level_that_does_not_converge_is_one_line_and_exit_3(args, message, tm
     assert "no solution written" in proc.stderr and not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 @pytest.mark.mpi
 @pytest.mark.parametrize("coupling", ["lagged", "newton"])
 def test_one_and_two_ranks_agree(coupling, tmp_path):
@@ -192,6 +195,7 @@ def test_petsc_reaches_both_equations():
         PETSc.Options().delValue("follower_ksp_type")
 
 
+@pytest.mark.slow
 def test_newton_and_picard_couplings_agree_with_each_other():
     """Both make the coupling within a level implicit; the lagged sweep differs by O(dt)."""
     fields = {}

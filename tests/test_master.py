@@ -54,7 +54,7 @@ class Crowd(Threshold):
 
 
 @pytest.mark.parametrize("selection", ["optimistic", "pessimistic"])
-@pytest.mark.parametrize("model", [Threshold, Threshold3])
+@pytest.mark.parametrize("model", [Threshold, pytest.param(Threshold3, marks=pytest.mark.slow)])
 def test_threshold_game_by_hand(selection, model):
     """Optimistic and pessimistic leaders differ where the followers are indifferent."""
     solver = MasterSolver(model(), SimplexGrid(len(model.states), 4), selection=selection, leader_points=41)
@@ -78,6 +78,7 @@ def test_leader_without_effect_gives_the_plain_mean_field_equilibrium():
     assert np.allclose(first.Vf, -1.5 * SimplexGrid(2, 20).points - 0.8 * 1.5 * 0.5, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_followers_cannot_gain_along_the_infection_path():
     from mfgpde.models.discrete import create_discrete
     model = create_discrete("infection")
@@ -89,6 +90,7 @@ def test_followers_cannot_gain_along_the_infection_path():
     assert np.allclose(path["z"].sum(axis=1), 1.0)
 
 
+@pytest.mark.slow
 @pytest.mark.mpi
 @pytest.mark.parametrize("run, sets", [("infection_vaccination", ["--set", "grid.n=10", "--set", "time.steps=6"]),
                                        ("technology_adoption", ["--set", "grid.n=16", "--set", "time.T=5"])])

@@ -11,6 +11,7 @@ import pytest
 
 from conftest import RUNS, _env, mfgpde
 
+pytestmark = pytest.mark.slow  # a subprocess of Python and PETSc in every test
 GiB = 2 ** 30
 
 
@@ -123,6 +124,7 @@ def test_memory_error_after_the_check_is_one_line_exit_3(tmp_path):
     assert code_ == 3 and len(lines) == 1 and "out of memory" in lines[0] and "Traceback" not in text, text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("runfile, sets, estimate", [
     ("lq_mfg_2d.toml", ["grid.n=[200,200]", "time.nt=100", "solver.max_iterations=2"],
      lambda m: m.mfg((200, 200), 100, 1, 0, closed_form=True)),

@@ -40,6 +40,7 @@ def _assert_same(out, reference):
             assert np.max(np.abs(f["solution"][k][()] - fields[k])) < 1e-12
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kill_at", [1, 7, 15])
 def test_sigkill_then_restart_gives_the_uninterrupted_result(kill_at, tmp_path, reference):
     out = tmp_path / "run.h5"
@@ -55,6 +56,7 @@ def test_sigkill_then_restart_gives_the_uninterrupted_result(kill_at, tmp_path, 
 
 
 @pytest.mark.mpi
+@pytest.mark.slow
 @pytest.mark.parametrize("ranks_before, ranks_after", [(2, None), (None, 2)])
 def test_restart_on_another_number_of_ranks(ranks_before, ranks_after, tmp_path, reference):
     out = tmp_path / "run.h5"
@@ -66,6 +68,7 @@ def test_restart_on_another_number_of_ranks(ranks_before, ranks_after, tmp_path,
     _assert_same(out, reference)
 
 
+@pytest.mark.slow
 def test_sigterm_writes_a_checkpoint_and_stops(tmp_path, reference):
     out = tmp_path / "run.h5"
     proc, ckpt = _kill_at(out, 3, sig=signal.SIGTERM)
@@ -89,6 +92,7 @@ def newton_reference(tmp_path_factory):
     return ref
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_newton_iterates_are_checkpointed_and_resumed(sig, tmp_path, newton_reference):
     """A kill during Newton (after 1 Picard iteration, at Newton iterate 2) loses nothing:
@@ -127,6 +131,7 @@ def test_incompatible_restart_is_refused(change, key, checkpoint, tmp_path):
     assert not (tmp_path / "x.h5").exists()
 
 
+@pytest.mark.slow
 def test_solver_settings_may_change_on_restart(checkpoint, tmp_path):
     proc = run_in_process("run", *STUDY, "--set", "solver.tolerance=1e-6", "--restart", checkpoint,
                           "-o", tmp_path / "x.h5")
@@ -157,6 +162,7 @@ def test_damaged_checkpoint_is_refused(how, words, checkpoint, tmp_path):
     assert proc.returncode == 2 and len(lines) == 1 and words in lines[0], proc.stderr
 
 
+@pytest.mark.slow
 def test_an_output_file_is_not_a_checkpoint(tmp_path):
     out = tmp_path / "o.h5"
     small = ["--set", "grid.n=[40]", "--set", "time.nt=10"]
@@ -165,6 +171,7 @@ def test_an_output_file_is_not_a_checkpoint(tmp_path):
     assert proc.returncode == 2 and "not an mfgpde checkpoint" in proc.stderr
 
 
+@pytest.mark.slow
 def test_checkpoint_by_wall_time(tmp_path):
     out = tmp_path / "w.h5"
     proc = run_in_process("run", *STUDY, "--set", "solver.max_iterations=3", "--set", "output.checkpoint_seconds=1e-6",

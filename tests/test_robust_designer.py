@@ -16,6 +16,7 @@ TU2_SMALL = ["--set", "grid.n=[10,10,10]", "--set", "time.nt=8"]
 CHAIN_SMALL = ["--set", "grid.n=[40]", "--set", "time.nt=10", "--set", "time.T=2.0"]
 
 
+@pytest.mark.slow
 def test_scalar_game_converges_at_first_order_and_keeps_its_mean():
     rows, orders = convergence_study("robust_scalar")
     for q in ("u0", "mT", "var", "feedback"):
@@ -24,6 +25,7 @@ def test_scalar_game_converges_at_first_order_and_keeps_its_mean():
     assert max(r["mean"] for r in rows) < 1e-9, [r["mean"] for r in rows]
 
 
+@pytest.mark.slow
 def test_indefinite_scalar_game_converges_at_first_order():
     """M < 0: the concave Engquist–Osher orientation converges to the Riccati solution."""
     rows, orders = convergence_study("robust_indefinite")
@@ -45,6 +47,7 @@ CHAIN = {"name": "robust_designer", "graph": "chain", "populations": 5, "mu0": [
          "s0": 0.2, "sigma": 0.3, "Q": 4.0, "Gamma": 4.0}
 
 
+@pytest.mark.slow
 def test_chain_reaches_consensus_with_the_closed_form_mean_dynamics():
     errors = []
     for n, nt in ((50, 25), (100, 50)):
@@ -59,6 +62,7 @@ def test_chain_reaches_consensus_with_the_closed_form_mean_dynamics():
     assert errors[1] < 0.1 and errors[0] / errors[1] > 1.8, errors  # first order in (h, dt)
 
 
+@pytest.mark.slow
 def test_internal_model_tracking_matches_the_augmented_riccati():
     """Section 5: the designer tracks m̃ = m̄(0) e^{−θt}; the grid value against (20)."""
     model = {"name": "robust_designer", "tracking": "internal", "theta": 0.5, "mu0": 0.4, "s0": 0.25}
@@ -75,6 +79,7 @@ def test_internal_model_tracking_matches_the_augmented_riccati():
     assert errors[1] < 0.01 and errors[0] / errors[1] > 1.8, errors
 
 
+@pytest.mark.slow
 def test_tu_game_reports_indefinite_direction_and_conjugate_time(tmp_path):
     run = RUNS / "robust_designer_tu2.toml"
     refused = run_in_process("run", run, *TU2_SMALL, *NOPLOTS, "--set", "time.T=1.4", "-o", tmp_path / "late.h5")
@@ -92,6 +97,7 @@ def test_tu_game_reports_indefinite_direction_and_conjugate_time(tmp_path):
         assert np.abs(f["solution/m"][()].sum(axis=(1, 2, 3)) - f["solution/m"][0].sum()).max() < 1e-10
 
 
+@pytest.mark.slow
 def test_newton_on_the_indefinite_game_agrees_with_picard(tmp_path):
     """Concave axes in the Engquist–Osher split, through Newton's Jacobian too."""
     fields = {}
@@ -108,6 +114,7 @@ def test_newton_on_the_indefinite_game_agrees_with_picard(tmp_path):
 
 
 @pytest.mark.mpi
+@pytest.mark.slow
 @pytest.mark.parametrize("run, small", [("robust_designer_scalar", ["--set", "grid.n=[60]", "--set", "time.nt=20"]),
                                         ("robust_designer_chain", CHAIN_SMALL),
                                         ("robust_designer_tu2", TU2_SMALL)])
@@ -126,6 +133,7 @@ def test_one_and_two_ranks_agree(run, small, tmp_path):
 
 
 @pytest.mark.mpi
+@pytest.mark.slow
 def test_populations_checkpoint_and_restart_on_another_rank_count(tmp_path):
     """A stopped five-population run continues from its checkpoint (u_pop*, m_pop*) under
     2 ranks and ends at the uninterrupted result."""

@@ -228,6 +228,7 @@ def _wait(run, after, delay, reference):
 
 
 @pytest.mark.mpi
+@pytest.mark.slow
 @pytest.mark.parametrize("after, delay", MOMENTS)
 def test_sigterm_to_mpirun(after, delay, tmp_path, reference):
     """Open MPI's mpirun forwards SIGTERM to the ranks, kills them a second later and exits
@@ -241,6 +242,7 @@ def test_sigterm_to_mpirun(after, delay, tmp_path, reference):
 
 
 @pytest.mark.mpi
+@pytest.mark.slow
 @pytest.mark.parametrize("after, delay", [(1, 1.0), (4, 0.0), ("last", 0.0)])
 def test_sigusr1_to_mpirun(after, delay, tmp_path, reference):
     """mpirun forwards SIGUSR1 and passes the ranks' status on: 138."""
@@ -252,6 +254,7 @@ def test_sigusr1_to_mpirun(after, delay, tmp_path, reference):
 
 
 @pytest.mark.mpi
+@pytest.mark.slow
 @pytest.mark.parametrize("after, delay", [(2, 0.5), (5, 0.0)])
 def test_sigterm_to_the_ranks(after, delay, tmp_path, reference):
     """srun and Slurm's time limit signal every task: the ranks' 143 comes through mpirun."""
@@ -278,6 +281,7 @@ def pace(tmp_path_factory):
 
 
 @pytest.mark.mpi
+@pytest.mark.slow
 @pytest.mark.parametrize("iterations", [1.5, 3.0])
 def test_wall_time_budget(iterations, tmp_path, reference, pace):
     """--max-time: checkpoint and exit 124 at the budget, whatever the iteration is doing."""
@@ -289,6 +293,7 @@ def test_wall_time_budget(iterations, tmp_path, reference, pace):
 
 
 @pytest.mark.mpi
+@pytest.mark.slow
 def test_slurm_script_forwards_usr1_requeues_and_finishes(tmp_path, reference):
     """runs/slurm/mfgpde.sbatch, with a stand-in scontrol: SIGUSR1 to the script (what
     `--signal=B:USR1@180` sends) reaches the ranks through mpirun, the job requeues
@@ -321,6 +326,7 @@ def test_slurm_script_forwards_usr1_requeues_and_finishes(tmp_path, reference):
     assert all(np.max(np.abs(found[k] - fields[k])) < 1e-12 for k in ("u", "m"))
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_a_serial_run(tmp_path):
     """SIGINT (Ctrl-C) in a serial run: the last completed iterate saved, one line, 130."""
     out = tmp_path / "x.h5"

@@ -59,6 +59,7 @@ def test_bad_damping_refused():
         PicardSolver(MFGProblem(grid, create_model("lq_mfg", 1), 1.0, 4), damping=1.5)
 
 
+@pytest.mark.slow
 def test_new_model_needs_no_solver_change(crowd_aversion):
     """A local coupling f(m) = m spreads the crowd faster than diffusion alone."""
     grid = Grid([-1.5], [1.5], [60])

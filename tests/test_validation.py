@@ -17,6 +17,7 @@ def studies():
     return study
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["lq_mfg_1d", "lq_mfg_2d"])
 def test_first_order_convergence(case, studies):
     rows, orders = studies(case)
@@ -26,6 +27,7 @@ def test_first_order_convergence(case, studies):
     assert rows[-1]["u0"] < 0.05 and rows[-1]["mT"] < 0.1
 
 
+@pytest.mark.slow
 def test_validate_command_prints_table(studies, monkeypatch):
     """The command's table and verdict, from the same study as test_first_order_convergence
     (cases.convergence_study is what `mfgpde validate` calls)."""
