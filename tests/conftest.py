@@ -247,6 +247,10 @@ def pytest_sessionfinish(session, exitstatus):
     problem = _mpi_problem(session.config)
     if problem and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if "petsc4py.PETSc" in sys.modules:  # the defaults solvers left there: no "unused options" page at exit
+        from petsc4py import PETSc
+        for key in PETSc.Options().getAll():
+            PETSc.Options().delValue(key)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
