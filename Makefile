@@ -1,6 +1,9 @@
-# mfgpde: two commands for a fresh Debian/Ubuntu machine.
-#   make run   set up what is missing, then run the default 1-D LQ MFG study under mpirun -n 2
-#   make test  set up what is missing, then run the whole test suite (serial and MPI)
+# mfgpde: commands for a fresh Debian/Ubuntu machine.
+#   make run        set up what is missing, then run the default 1-D LQ MFG study under mpirun -n 2
+#   make test       set up what is missing, then run the whole test suite (serial and MPI); fails
+#                   unless the MPI tests ran and passed
+#   make test-fast  the same set-up, then the tests not marked slow or mpi (seconds; stops at the
+#                   first failure)
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -13,7 +16,7 @@ export OMPI_MCA_rmaps_base_oversubscribe := 1
 export OMP_NUM_THREADS := 1
 export MPLBACKEND := Agg
 
-.PHONY: run test setup clean
+.PHONY: run test test-fast setup clean
 
 setup: $(VENV)/.installed
 
@@ -27,7 +30,10 @@ run: setup
 	@echo "results: $(OUT)/lq_mfg_1d.h5 and $(OUT)/lq_mfg_1d_*.png ($(VENV)/bin/mfgpde info $(OUT)/lq_mfg_1d.h5)"
 
 test: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --require-mpi tests
+
+test-fast: setup
+	$(PY) -m pytest -q -x -m "not slow and not mpi" tests
 
 clean:
 	rm -rf $(VENV) $(OUT) build *.egg-info

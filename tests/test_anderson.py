@@ -9,7 +9,7 @@ import petsc4py
 import pytest
 
 petsc4py.init()
-from conftest import RUNS, mfgpde  # noqa: E402
+from conftest import RUNS, run_in_process  # noqa: E402
 
 from mfgpde.bench.baseline import scipy_anderson  # noqa: E402
 from mfgpde.config import load  # noqa: E402
@@ -22,6 +22,7 @@ def _problem(runfile, n, nt, *sets):
     return build_problem(load(RUNS / runfile, [f"grid.n={list(n)}", f"time.nt={nt}", *sets]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("runfile, n, nt", [("lq_mfg_1d.toml", [120], 30), ("lq_mfg_2d.toml", [30, 26], 10),
                                             ("congestion_2d.toml", [28, 28], 10)])
 def test_same_solution_as_picard_in_fewer_sweeps(runfile, n, nt):
@@ -38,6 +39,7 @@ def test_same_solution_as_picard_in_fewer_sweeps(runfile, n, nt):
     assert np.max(np.abs(mass - 1.0)) < 1e-12 and a.m.min() >= -1e-14
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("runfile, n, nt", [("lq_mfg_2d.toml", [24, 20], 8), ("congestion_2d.toml", [24, 24], 8)])
 def test_scipy_baseline_solves_the_same_fixed_point(runfile, n, nt):
     """The strong baseline (BiCGSTAB + Jacobi, numpy Anderson) reaches the same u and m."""
@@ -49,6 +51,7 @@ def test_scipy_baseline_solves_the_same_fixed_point(runfile, n, nt):
     np.testing.assert_allclose(b["m"], a.m, rtol=0, atol=1e-7 * np.max(np.abs(a.m)))
 
 
+@pytest.mark.slow
 def test_iterations_flat_under_refinement():
     """h and dt refined together (ν·dt/h² doubles): outer iterations do not grow and the
     linear iterations per level solve grow at most 1.5× per refinement (the level solves
@@ -82,24 +85,25 @@ def test_fallback_to_picard_when_a_sweep_fails(monkeypatch):
 
 def test_unconverged_anderson_is_reported(tmp_path):
     """Out of iterations while the residual still falls: not converged (exit 3), no fallback."""
-    r = mfgpde("run", RUNS / "lq_mfg_2d.toml", "--set", "grid.n=[24,20]", "--set", "time.nt=8",
-               "--set", "solver.max_iterations=3", "--set", "output.plots=false", "-o", tmp_path / "o.h5")
+    r = run_in_process("run", RUNS / "lq_mfg_2d.toml", "--set", "grid.n=[24,20]", "--set", "time.nt=8",
+                       "--set", "solver.max_iterations=3", "--set", "output.plots=false", "-o", tmp_path / "o.h5")
     assert r.returncode == 3 and "3 Anderson iterations" in r.stderr and "Picard" not in r.stdout + r.stderr
     assert not (tmp_path / "o.h5").exists() and (tmp_path / "o.unconverged.h5").exists()
 
 
+@pytest.mark.slow
 def test_restart_from_a_checkpoint_reaches_the_answer(tmp_path):
     """Anderson's checkpoint holds u and the density of its last sweep; a restart from it
     converges to the uninterrupted solution within the tolerance (the mixing history is
     not saved, so not bitwise)."""
     study = [RUNS / "congestion_2d.toml", "--set", "grid.n=[24,24]", "--set", "time.nt=8",
              "--set", "output.plots=false", "--set", "solver.tolerance=1e-10"]
-    full = mfgpde("run", *study, "-o", tmp_path / "full.h5")
+    full = run_in_process("run", *study, "-o", tmp_path / "full.h5")
     assert full.returncode == 0, full.stderr
-    part = mfgpde("run", *study, "--set", "solver.max_iterations=4", "--set", "output.checkpoint_every=1",
-                  "-o", tmp_path / "part.h5")
+    part = run_in_process("run", *study, "--set", "solver.max_iterations=4", "--set", "output.checkpoint_every=1",
+                          "-o", tmp_path / "part.h5")
     assert part.returncode == 3 and (tmp_path / "part.ckpt.h5").exists()
-    done = mfgpde("run", *study, "--restart", tmp_path / "part.ckpt.h5", "-o", tmp_path / "part.h5")
+    done = run_in_process("run", *study, "--restart", tmp_path / "part.ckpt.h5", "-o", tmp_path / "part.h5")
     assert done.returncode == 0, done.stderr
     with h5py.File(tmp_path / "full.h5") as f, h5py.File(tmp_path / "part.h5") as g:
         assert g["history/iteration"][0] == 1 and g.attrs["iterations"] > 4

@@ -33,6 +33,7 @@ def _cli(tmp_path, nproc):
         return {k: f["solution"][k][()] for k in f["solution"]}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("nproc", [None, pytest.param(2, marks=pytest.mark.mpi)])
 def test_solve_from_a_script_gives_the_cli_fields(tmp_path, nproc):
     script, out = tmp_path / "user.py", tmp_path / "api.h5"
@@ -53,6 +54,7 @@ def test_solve_from_a_script_gives_the_cli_fields(tmp_path, nproc):
     assert not list(tmp_path.glob(".*tmp*"))
 
 
+@pytest.mark.slow
 def test_solve_in_process_every_family_and_its_errors(tmp_path):
     """One process, several solves (PETSc starts once): a dictionary, the three families, a
     bad key and an unconverged solve as exceptions; the temporary result folder goes."""

@@ -2,11 +2,13 @@
 import io
 
 import numpy as np
-from conftest import mfgpde
+import pytest
+from conftest import run_in_process
 
 from mfgpde.bench.run import bench
 
 
+@pytest.mark.slow
 def test_bench_smallest_case_reports_every_figure():
     out = io.StringIO()
     records = bench(sizes=("small",), ranks=(1,), cases=["lq_1d"], stream=out)
@@ -52,14 +54,14 @@ def test_repeat_reports_each_configurations_fastest_run(monkeypatch):
 
 
 def test_repeat_below_one_refused():
-    bad = mfgpde("bench", "--repeat", "0")
+    bad = run_in_process("bench", "--repeat", "0")
     assert bad.returncode == 2 and "bench --repeat 0" in bad.stderr, bad.stderr
 
 
 def test_peer_without_mfgsolver_is_refused_in_one_line(tmp_path):
     import sys
     for python in (sys.executable, str(tmp_path / "no-python")):  # this one has no mfgsolver
-        proc = mfgpde("bench", "--peer", python)
+        proc = run_in_process("bench", "--peer", python)
         assert proc.returncode == 2
         lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
         assert len(lines) == 1 and "--peer" in lines[0] and "mfgsolver" in lines[0], proc.stderr

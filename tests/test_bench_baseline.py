@@ -29,6 +29,7 @@ def _problem(name):
     return build_problem(cfg)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, damping", [(name, 1.0) for name in CASES] + [("lq_1d_reflecting", 0.6)])
 def test_baseline_matches_petsc_picard(name, damping):
     from petsc4py import PETSc

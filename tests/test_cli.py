@@ -1,4 +1,7 @@
-"""The `mfgpde` command end to end, in subprocesses (serial and under mpirun).
+"""The `mfgpde` command end to end: in subprocesses (serial and under mpirun) where the
+process is part of the claim (PETSc options, which petsc4py reads once per process; the
+bare command's exit status), in this process (cli.main, conftest.run_in_process: what a
+subprocess would show on stdout, stderr and as status) for the rest.
 
 Contract: bad input gives one line on stderr naming the key and the problem, exit
 status 2, no traceback, and no output file written or overwritten; an unconverged
@@ -11,7 +14,7 @@ import shutil
 import h5py
 import pytest
 
-from conftest import RUNS, mfgpde
+from conftest import RUNS, mfgpde, run_in_process
 
 RUN1D = RUNS / "lq_mfg_1d.toml"
 LQ2D = (RUNS / "lq_mfg_2d.toml").read_text()
@@ -164,18 +167,25 @@ BAD = {
 }
 
 
-# Every case runs with a previous output file at the -o path.  Without one, a subset that
-# stops at each stage of `mfgpde run` (reading, --set, validation, model, initial density,
-# output path) keeps the runtime down; the snapshot of the working folder checks the rest.
+# Every case runs with a previous output file at the -o path, in this process unless it
+# passes PETSc options (a subprocess).  Without one, a subset that stops at each stage of
+# `mfgpde run` (reading, --set, validation, model, initial density, output path) keeps the
+# runtime down; the snapshot of the working folder checks the rest.
 NO_OUTPUT_CASES = ["malformed-toml", "set-without-equals", "unknown-key-time", "n-zero",
                    "nt-zero", "unknown-model-parameter", "sigma-negative", "m0-no-mass",
                    "output-is-directory"]
+PETSC_CASES = ["petsc-bad-type", "petsc-bad-value", "petsc-clash-in-solve", "petsc-clash-in-newton"]
 
 
-@pytest.mark.parametrize("case, preexisting",
-                         [(c, True) for c in BAD] + [(c, False) for c in NO_OUTPUT_CASES],
-                         ids=[f"{c}-existing-output" for c in BAD] + [f"{c}-no-output" for c in NO_OUTPUT_CASES])
-def test_bad_input(case, preexisting, tmp_path):
+def _case(case, preexisting, in_subprocess):
+    return pytest.param(case, preexisting, in_subprocess, marks=[pytest.mark.slow] if in_subprocess else [],
+                        id=f"{case}-{'existing' if preexisting else 'no'}-output")
+
+
+@pytest.mark.parametrize("case, preexisting, in_subprocess",
+                         [_case(c, True, c in PETSC_CASES) for c in BAD]
+                         + [_case(c, False, False) for c in NO_OUTPUT_CASES])
+def test_bad_input(case, preexisting, in_subprocess, tmp_path):
     spec, keys = BAD[case]
     work = tmp_path / "work"
     work.mkdir()
@@ -195,7 +205,8 @@ def test_bad_input(case, preexisting, tmp_path):
     sets = [a for s in spec.get("sets", []) for a in ("--set", s)]
     before = _snapshot(work)
     # the bad value comes after the small-grid overrides: the last --set wins
-    proc = mfgpde("run", runfile, *SMALL, *NOPLOTS, *sets, *spec.get("argv", []), "-o", out, cwd=work)
+    command = mfgpde if in_subprocess else run_in_process
+    proc = command("run", runfile, *SMALL, *NOPLOTS, *sets, *spec.get("argv", []), "-o", out, cwd=work)
     assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
     _one_line_error(proc, *keys)
     assert _snapshot(work) == before  # nothing written, overwritten or left behind
@@ -207,7 +218,7 @@ def test_bad_input(case, preexisting, tmp_path):
 def test_output_name_the_writer_cannot_create(tmp_path):
     """A legal name whose temporary sibling is too long is refused before the solve."""
     before = _snapshot(tmp_path)
-    proc = mfgpde("run", RUN1D, *SMALL, *NOPLOTS, "-o", tmp_path / ("b" * 247 + ".h5"), cwd=tmp_path)
+    proc = run_in_process("run", RUN1D, *SMALL, *NOPLOTS, "-o", tmp_path / ("b" * 247 + ".h5"), cwd=tmp_path)
     assert proc.returncode == 2, (proc.returncode, proc.stderr)
     _one_line_error(proc, "output.file")
     assert _snapshot(tmp_path) == before
@@ -216,20 +227,22 @@ def test_output_name_the_writer_cannot_create(tmp_path):
 def test_output_parent_is_a_file(tmp_path):
     (tmp_path / "afile").write_bytes(KNOWN_BYTES)
     before = _snapshot(tmp_path)
-    proc = mfgpde("run", RUN1D, *SMALL, *NOPLOTS, "-o", tmp_path / "afile" / "x.h5", cwd=tmp_path)
+    proc = run_in_process("run", RUN1D, *SMALL, *NOPLOTS, "-o", tmp_path / "afile" / "x.h5", cwd=tmp_path)
     assert proc.returncode == 2, (proc.returncode, proc.stderr)
     _one_line_error(proc, "output.file")
     assert _snapshot(tmp_path) == before
 
 
+@pytest.mark.slow
 def test_no_command_is_bad_input():
-    proc = mfgpde()
+    proc = mfgpde()  # a subprocess: the bare command, through the interpreter's exit
     assert proc.returncode == 2
     _one_line_error(proc, "command", "mfgpde")
 
 
 # --- 2. bad input under MPI ---------------------------------------------------------------
 
+@pytest.mark.mpi
 @pytest.mark.parametrize("bad, key", [("model.sigma=-0.1", "model.sigma"),
                                       ("model.mu0=1e6", "initial density")],
                          ids=["sigma-negative", "m0-no-mass"])
@@ -253,10 +266,11 @@ def test_bad_input_mpi(bad, key, tmp_path):
 def good(tmp_path_factory):
     """One converged small run (plots on, as in the run file); (CompletedProcess, path)."""
     out = tmp_path_factory.mktemp("good") / "x.h5"
-    proc = mfgpde("run", RUN1D, *SMALL, "--set", "model.sigma=0.3", "-o", out, cwd=out.parent)
+    proc = run_in_process("run", RUN1D, *SMALL, "--set", "model.sigma=0.3", "-o", out, cwd=out.parent)
     return proc, out
 
 
+@pytest.mark.slow
 def test_good_run_layout(good):
     proc, out = good
     assert proc.returncode == 0, proc.stderr
@@ -301,7 +315,7 @@ def test_good_run_writes_plots_from_run_file(good):
 
 def test_info(good):
     _, out = good
-    proc = mfgpde("info", out)
+    proc = run_in_process("info", out)
     assert proc.returncode == 0, proc.stderr
     _no_traceback(proc)
     assert "lq_mfg" in proc.stdout
@@ -316,7 +330,7 @@ def test_info_bad_file(kind, tmp_path):
     elif kind == "foreign-hdf5":
         with h5py.File(path, "w") as f:
             f["data"] = [1, 2, 3]
-    proc = mfgpde("info", path)
+    proc = run_in_process("info", path)
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     _one_line_error(proc, str(path))
 
@@ -327,7 +341,7 @@ def test_plot(good, tmp_path):
     _, out = good
     copy = tmp_path / "copy.h5"
     shutil.copyfile(out, copy)
-    proc = mfgpde("plot", copy)
+    proc = run_in_process("plot", copy)
     assert proc.returncode == 0, proc.stderr
     _no_traceback(proc)
     pngs = [line.split("wrote ", 1)[1] for line in _lines(proc.stdout) if line.startswith("mfgpde: wrote")]
@@ -347,8 +361,8 @@ def test_unconverged_keeps_previous_output(good, tmp_path):
     out = tmp_path / "x.h5"
     shutil.copyfile(good_out, out)
     original = out.read_bytes()
-    proc = mfgpde("run", RUN1D, *SMALL, *NOPLOTS, "--set", "solver.max_iterations=2", "-o", out,
-                  cwd=tmp_path)
+    proc = run_in_process("run", RUN1D, *SMALL, *NOPLOTS, "--set", "solver.max_iterations=2", "-o", out,
+                          cwd=tmp_path)
     assert proc.returncode == 3, (proc.stdout, proc.stderr)
     line = _one_line_error(proc, "not converged")
     assert "x.unconverged.h5" in line
@@ -364,6 +378,7 @@ def test_unconverged_keeps_previous_output(good, tmp_path):
 
 # --- 7. PETSc options ---------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_petsc_option_on_command_line(tmp_path):
     proc = mfgpde("run", RUN1D, *SMALL, *NOPLOTS, "-o", tmp_path / "x.h5", "-hjb_snes_monitor")
     assert proc.returncode == 0, proc.stderr
@@ -371,6 +386,7 @@ def test_petsc_option_on_command_line(tmp_path):
     assert "SNES Function norm" in proc.stdout
 
 
+@pytest.mark.slow
 def test_petsc_table_in_run_file(tmp_path):
     text = RUN1D.read_text()
     assert "\n[petsc]\n" in text
@@ -381,6 +397,7 @@ def test_petsc_table_in_run_file(tmp_path):
     assert "SNES Function norm" in proc.stdout
 
 
+@pytest.mark.slow
 def test_petsc_table_false_leaves_option_unset(tmp_path):
     proc = mfgpde("run", RUN1D, *SMALL, *NOPLOTS, "--set", "petsc.hjb_snes_monitor=false",
                   "-o", tmp_path / "x.h5")
@@ -388,6 +405,7 @@ def test_petsc_table_false_leaves_option_unset(tmp_path):
     assert "SNES Function norm" not in proc.stdout
 
 
+@pytest.mark.slow
 def test_misspelled_petsc_option_is_reported(tmp_path):
     proc = mfgpde("run", RUN1D, *SMALL, *NOPLOTS, "-o", tmp_path / "x.h5", "-hjb_snes_monitr")
     assert proc.returncode == 0, proc.stderr
@@ -398,6 +416,7 @@ def test_misspelled_petsc_option_is_reported(tmp_path):
     assert "SNES Function norm" not in proc.stdout
 
 
+@pytest.mark.slow
 def test_out_of_range_petsc_value_fails_the_solve_in_one_line(tmp_path):
     """PETSc 3.18 takes a negative rtol; the solve it breaks is one line and exit 3."""
     out = tmp_path / "x.h5"
@@ -407,6 +426,7 @@ def test_out_of_range_petsc_value_fails_the_solve_in_one_line(tmp_path):
     assert "Traceback" not in proc.stderr and not out.exists()
 
 
+@pytest.mark.slow
 def test_plot_times_follow_a_shorter_horizon(tmp_path):
     """runs/lq_mfg_1d.toml plots at 0, 0.5, 1: with T = 0.8 the last is plotted at T, said."""
     out = tmp_path / "x.h5"

@@ -150,6 +150,7 @@ def _solve(grid, nt=20, **params):
     return solver.solve()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("coupling", [dict(coupling="power", c_m=1.0), dict(coupling="log", c_m=0.3, eps=0.05)],
                          ids=["power", "log"])
 def test_congestion_flattens_the_crowd(coupling):

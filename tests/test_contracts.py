@@ -12,7 +12,6 @@ import pytest
 
 petsc4py.init()
 from conftest import RUNS  # noqa: E402
-from test_faults import PoisonedLQ  # noqa: E402
 from mfgpde import cli  # noqa: E402
 from mfgpde.config import load, validate  # noqa: E402
 from mfgpde.pipelines.mfg import run  # noqa: E402
@@ -27,9 +26,10 @@ def _newton_cfg(calls):
 
 # 100 calls: NaN already in the first Newton residual; 150: during Newton iteration 1
 @pytest.mark.parametrize("calls, iteration", [(100, 0), (150, 1)])
-def test_nan_inside_newton_names_iteration_level_and_field_and_writes_nothing(calls, iteration, tmp_path):
+def test_nan_inside_newton_names_iteration_level_and_field_and_writes_nothing(calls, iteration, tmp_path,
+                                                                             poisoned_lq):
     cfg = _newton_cfg(calls)
-    PoisonedLQ.arm(cfg)
+    poisoned_lq.arm(cfg)
     with pytest.raises(SolverError, match=rf"Newton after {iteration} iterations: the HJB residual \(u\) is not finite "
                                           r"\(NaN or Inf\) at time level \d+ \(t = [\d.]+\)"):
         run(cfg, tmp_path / "x.h5", verbose=False)

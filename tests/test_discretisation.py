@@ -102,6 +102,7 @@ def test_drift_operator_and_its_transpose(n):
     assert np.all(dense - np.diag(np.diag(dense)) <= 1e-12)
 
 
+@pytest.mark.slow
 def test_hjb_jacobian_matches_finite_differences(tmp_path):
     """PETSc's -snes_test_jacobian on every Newton step of a small 2-D run."""
     proc = mfgpde("run", RUNS / "lq_mfg_2d.toml", "--set", "grid.n=[8,7]", "--set", "time.nt=3",

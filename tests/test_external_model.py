@@ -58,6 +58,7 @@ def builtin(tmp_path_factory):
     return _fields(out)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("nproc", [None, pytest.param(2, marks=pytest.mark.mpi)])
 def test_copy_of_lq_from_a_user_file_gives_the_builtin_fields(tmp_path, builtin, nproc):
     assert "lq_copy" not in LQ_SOURCE
@@ -72,6 +73,7 @@ def test_copy_of_lq_from_a_user_file_gives_the_builtin_fields(tmp_path, builtin,
         assert f.attrs["model"] == "lq_copy"
 
 
+@pytest.mark.slow
 def test_a_dotted_module_on_the_python_path(tmp_path, builtin, monkeypatch):
     package = tmp_path / "mymodels"
     package.mkdir()
@@ -91,6 +93,7 @@ def _broken(tmp_path, old, new):
     return path, line
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("nproc", [None, pytest.param(2, marks=pytest.mark.mpi)])
 def test_a_syntax_error_names_the_file_and_line(tmp_path, nproc):
     path, line = _broken(tmp_path, "return list(p)", "return list(p))")
@@ -101,6 +104,7 @@ def test_a_syntax_error_names_the_file_and_line(tmp_path, nproc):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["my_lq.py", "run.toml"]
 
 
+@pytest.mark.slow
 def test_a_missing_method_names_the_class_and_the_method(tmp_path):
     path = _copy_of_lq(tmp_path, body=re.sub(r"    def dH_dp\(.*?\n\n", "", LQ_SOURCE, count=1, flags=re.S))
     line = next(i + 1 for i, ln in enumerate(path.read_text().splitlines()) if ln.startswith("@register"))
@@ -109,6 +113,7 @@ def test_a_missing_method_names_the_class_and_the_method(tmp_path):
     _one_line(proc, f"{path}:{line}", "does not define dH_dp")
 
 
+@pytest.mark.slow
 def test_an_exception_while_importing_names_the_line(tmp_path):
     path, line = _broken(tmp_path, "import numpy as np\n", "import numpy as np\nRATE = 1 / 0\n")
     proc = mfgpde("run", _runfile(tmp_path), *SMALL, "-o", tmp_path / "r.h5")
@@ -116,6 +121,7 @@ def test_an_exception_while_importing_names_the_line(tmp_path):
     _one_line(proc, f"{path}:{line + 1}", "ZeroDivisionError")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("nproc", [None, pytest.param(2, marks=pytest.mark.mpi)])
 def test_an_exception_inside_the_model_during_the_solve(tmp_path, nproc):
     path, line = _broken(tmp_path, "return list(p)", 'raise ValueError("bad p")')
@@ -126,6 +132,7 @@ def test_an_exception_inside_the_model_during_the_solve(tmp_path, nproc):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_a_missing_source_file_and_a_taken_name(tmp_path):
     proc = mfgpde("run", _runfile(tmp_path, source="nowhere.py"), *SMALL, "-o", tmp_path / "r.h5")
     assert proc.returncode == 2
@@ -136,6 +143,7 @@ def test_a_missing_source_file_and_a_taken_name(tmp_path):
     _one_line(proc, "my_lq.py", "'congestion' is taken by", "congestion.py")
 
 
+@pytest.mark.slow
 def test_an_unknown_name_lists_every_model_by_family(tmp_path):
     proc = mfgpde("run", RUNS / "infection_vaccination.toml", "--set", 'model.name="infektion"', "-o",
                   tmp_path / "r.h5")
@@ -147,6 +155,7 @@ def test_an_unknown_name_lists_every_model_by_family(tmp_path):
         assert f"{family}: " in line and all(n in line for n in names), line
 
 
+@pytest.mark.slow
 def test_the_obstacle_example_runs_from_outside_the_package(tmp_path):
     example = ROOT / "examples" / "obstacle"
     out = tmp_path / "obstacle.h5"
@@ -174,6 +183,7 @@ def test_an_exception_on_one_rank_only_is_told_and_ends_the_job(tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_check_passes_the_copy_and_names_a_wrong_derivative(tmp_path):
     _copy_of_lq(tmp_path)
     proc = mfgpde("check", _runfile(tmp_path))
@@ -187,6 +197,7 @@ def test_check_passes_the_copy_and_names_a_wrong_derivative(tmp_path):
     _one_line(proc, "dH_dp")  # are differences of dH_dp, so they fail with it
 
 
+@pytest.mark.slow
 def test_run_refuses_a_model_that_breaks_its_structure(tmp_path):
     """The cheap checks run before the solve: a concave H on an axis declared convex."""
     _broken(tmp_path, "return 0.5 * sum(pd ** 2 for pd in p)", "return -0.5 * sum(pd ** 2 for pd in p)")
@@ -197,6 +208,7 @@ def test_run_refuses_a_model_that_breaks_its_structure(tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_models_lists_every_model_by_family_and_version():
     proc = mfgpde("models")
     assert proc.returncode == 0, proc.stderr

@@ -3,7 +3,8 @@ runs' contract: a stop request writes the last completed level (or iterate) and 
 its code and one line; a run killed after a periodic checkpoint and restarted, on the same
 or another number of ranks, ends at the uninterrupted result; a checkpoint of another
 family, grid or (where the saved levels depend on it) solver setting is refused with one
-line, exit 2."""
+line, exit 2.  A run that is signalled is a subprocess; the others run in this process
+(conftest.run_in_process) but those on two ranks."""
 import shutil
 import signal
 
@@ -11,9 +12,10 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import RUNS, mfgpde, signal_at_checkpoint
+from conftest import RUNS, mfgpde, run_in_process, signal_at_checkpoint
 from conftest import checkpoint_iteration as _iteration
 
+pytestmark = pytest.mark.slow  # every test needs the runs of `references` or `killed`
 STUDIES = {
     "leader_follower": [RUNS / "stackelberg_lq.toml", "--set", "grid.n=[12,12]", "--set", "time.nt=32",
                         "--set", "output.plots=false"],
@@ -41,7 +43,7 @@ def references(tmp_path_factory):
     """The uninterrupted result of every study (1 rank), computed once."""
     d, out = tmp_path_factory.mktemp("ref"), {}
     for family, study in STUDIES.items():
-        proc = mfgpde("run", *study, "-o", d / f"{family}.h5")
+        proc = run_in_process("run", *study, "-o", d / f"{family}.h5")
         assert proc.returncode == 0, proc.stderr
         out[family] = _solution(d / f"{family}.h5")
         assert out[family][2]["iterations"] == TOTAL[family]
@@ -92,12 +94,13 @@ def _one_line(proc):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_sigkill_then_restart_gives_the_uninterrupted_result(family, killed, references, tmp_path):
     out = tmp_path / "run.h5"
-    done = mfgpde("run", *STUDIES[family], "--restart", killed[family], "-o", out)
+    done = run_in_process("run", *STUDIES[family], "--restart", killed[family], "-o", out)
     assert done.returncode == 0, done.stderr
     _assert_same(out, references[family])  # bitwise
     assert not out.with_name("run.ckpt.h5").exists()
 
 
+@pytest.mark.mpi
 @pytest.mark.parametrize("family", FAMILIES)
 def test_restart_on_two_ranks_from_a_one_rank_checkpoint(family, killed, references, tmp_path):
     out = tmp_path / "run.h5"
@@ -119,7 +122,7 @@ def test_sigterm_writes_the_last_level_and_stops(references, tmp_path):
     assert proc.returncode == 143 and "SIGTERM" in line and f"--restart {ckpt}" in line, line
     assert ckpt.exists() and not out.exists()
     assert 2 <= _iteration(ckpt) < TOTAL["leader_follower"]
-    done = mfgpde("run", *STUDIES["leader_follower"], "--restart", ckpt, "-o", out)
+    done = run_in_process("run", *STUDIES["leader_follower"], "--restart", ckpt, "-o", out)
     assert done.returncode == 0, done.stderr
     _assert_same(out, references["leader_follower"])
     assert not ckpt.exists()  # removed once the result is written
@@ -132,13 +135,13 @@ def test_wall_time_budget_writes_the_last_level_and_stops(family, references, tm
     out = tmp_path / "run.h5"
     ckpt = out.with_name("run.ckpt.h5")
     for budget in (0.3, 0.5, 0.8, 1.2, 2.0):  # the first that expires after a level and before the last
-        proc = mfgpde("run", *STUDIES[family], "--max-time", str(budget), "-o", out)
+        proc = run_in_process("run", *STUDIES[family], "--max-time", str(budget), "-o", out)
         if proc.returncode == 124 and 0 < _iteration(ckpt) < TOTAL[family]:
             break
     line = _one_line(proc)
     assert proc.returncode == 124 and "wall-time budget" in line and f"--restart {ckpt}" in line, line
     assert not out.exists()
-    done = mfgpde("run", *STUDIES[family], "--restart", ckpt, "-o", out)
+    done = run_in_process("run", *STUDIES[family], "--restart", ckpt, "-o", out)
     assert done.returncode == 0, done.stderr
     _assert_same(out, references[family])
     assert not ckpt.exists()
@@ -149,12 +152,12 @@ def test_unconverged_master_keeps_its_checkpoint(references, tmp_path):
     larger limit goes on to the uninterrupted result."""
     out = tmp_path / "run.h5"
     study = STUDIES["master_infinite"]
-    proc = mfgpde("run", *study, "--set", "solver.max_iterations=6", "--set", "output.checkpoint_every=4",
-                  "-o", out)
+    proc = run_in_process("run", *study, "--set", "solver.max_iterations=6", "--set", "output.checkpoint_every=4",
+                          "-o", out)
     assert proc.returncode == 3, proc.stderr
     ckpt = out.with_name("run.ckpt.h5")
     assert _iteration(ckpt) == 6  # the last iterate, not only the periodic one at 4
-    done = mfgpde("run", *study, "--restart", ckpt, "-o", out)
+    done = run_in_process("run", *study, "--restart", ckpt, "-o", out)
     assert done.returncode == 0, done.stderr
     _assert_same(out, references["master_infinite"])
     assert not ckpt.exists() and not out.with_name("run.unconverged.h5").exists()
@@ -163,21 +166,22 @@ def test_unconverged_master_keeps_its_checkpoint(references, tmp_path):
 @pytest.fixture(scope="module")
 def mfg_checkpoint(tmp_path_factory):
     out = tmp_path_factory.mktemp("mfg") / "m.h5"
-    proc = mfgpde("run", *MFG, "--set", "solver.max_iterations=2", "--set", "output.checkpoint_every=1", "-o", out)
+    proc = run_in_process("run", *MFG, "--set", "solver.max_iterations=2", "--set", "output.checkpoint_every=1",
+                          "-o", out)
     assert proc.returncode == 3, proc.stderr
     return out.with_name("m.ckpt.h5")
 
 
 @pytest.mark.parametrize("family", ["leader_follower", "master_finite"])
 def test_a_checkpoint_of_another_family_is_refused(family, killed, mfg_checkpoint, tmp_path):
-    proc = mfgpde("run", *STUDIES[family], "--restart", mfg_checkpoint, "-o", tmp_path / "x.h5")
+    proc = run_in_process("run", *STUDIES[family], "--restart", mfg_checkpoint, "-o", tmp_path / "x.h5")
     line = _one_line(proc)
     assert proc.returncode == 2 and "checkpoint of an MFG run" in line, line
-    proc = mfgpde("run", *MFG, "--restart", killed[family], "-o", tmp_path / "x.h5")
+    proc = run_in_process("run", *MFG, "--restart", killed[family], "-o", tmp_path / "x.h5")
     line = _one_line(proc)
     assert proc.returncode == 2 and "not of an MFG run" in line, line
     other = "master_infinite" if family == "leader_follower" else "leader_follower"
-    proc = mfgpde("run", *STUDIES[other], "--restart", killed[family], "-o", tmp_path / "x.h5")
+    proc = run_in_process("run", *STUDIES[other], "--restart", killed[family], "-o", tmp_path / "x.h5")
     assert proc.returncode == 2 and "checkpoint of a" in _one_line(proc)
     assert not (tmp_path / "x.h5").exists()
 
@@ -191,8 +195,8 @@ def test_an_incompatible_checkpoint_is_refused(family, change, key, killed, tmp_
     """Another grid, time or level-deciding solver setting; the finite horizon's levels for
     the infinite one."""
     source = killed["master_finite" if family == "master_infinite" else family]
-    proc = mfgpde("run", *STUDIES[family], *(("--set", change) if change else ()), "--restart", source,
-                  "-o", tmp_path / "x.h5")
+    proc = run_in_process("run", *STUDIES[family], *(("--set", change) if change else ()), "--restart", source,
+                          "-o", tmp_path / "x.h5")
     line = _one_line(proc)
     assert proc.returncode == 2 and key in line, line
     assert not (tmp_path / "x.h5").exists()

@@ -8,45 +8,11 @@ import petsc4py
 import pytest
 
 petsc4py.init()
-from conftest import RUNS, mfgpde  # noqa: E402
+from conftest import RUNS, run_in_process  # noqa: E402
 from mfgpde.config import validate  # noqa: E402
 from mfgpde.io import hdf5  # noqa: E402
-from mfgpde.models import create, parameters, register  # noqa: E402
-from mfgpde.models.contract import check_cheaply  # noqa: E402
-from mfgpde.models.lq_mfg import LQMFG  # noqa: E402
 from mfgpde.pipelines.mfg import OutputError, run  # noqa: E402
 from mfgpde.solvers import SolverError  # noqa: E402
-
-
-@register
-class PoisonedLQ(LQMFG):
-    """The LQ model whose Hamiltonian turns NaN after `calls` evaluations."""
-    name = "test_poisoned_lq"
-    parameters = {**LQMFG.parameters, "calls": 10 ** 9}
-    seen = 0
-    poison = np.nan
-
-    @classmethod
-    def arm(cls, cfg):
-        """Count from the solve's first call: the cheap contract check that precedes the
-        solve evaluates H too, a number of times it is free to change."""
-        model = create(cfg["model"]["name"], len(cfg["grid"]["n"]), **parameters(cfg["model"]))
-        model.set_horizon(cfg["time"]["T"])
-        cls.seen = 0
-        check_cheaply(model, cfg)
-        cls.seen = -cls.seen
-
-    def hamiltonian(self, t, x, p, density):
-        PoisonedLQ.seen += 1
-        H = super().hamiltonian(t, x, p, density)
-        return H + self.poison if PoisonedLQ.seen > self.calls else H
-
-
-@register
-class InfPoisonedLQ(PoisonedLQ):
-    """The same, turning +inf."""
-    name = "test_inf_poisoned_lq"
-    poison = np.inf
 
 
 def _cfg(tmp_path, name="test_poisoned_lq", **model):
@@ -55,9 +21,9 @@ def _cfg(tmp_path, name="test_poisoned_lq", **model):
                      "output": {"checkpoint_every": 1}})
 
 
-def test_nan_mid_run_names_solver_iteration_and_time_and_keeps_the_checkpoint(tmp_path):
+def test_nan_mid_run_names_solver_iteration_and_time_and_keeps_the_checkpoint(tmp_path, poisoned_lq):
     cfg = _cfg(tmp_path, calls=400)
-    PoisonedLQ.arm(cfg)
+    poisoned_lq.arm(cfg)
     out = tmp_path / "x.h5"
     with pytest.raises(SolverError, match=r"Picard iteration \d+: HJB Newton did not converge at t="):
         run(cfg, out, verbose=False)
@@ -67,9 +33,9 @@ def test_nan_mid_run_names_solver_iteration_and_time_and_keeps_the_checkpoint(tm
         assert f.attrs["iteration"] >= 1 and np.all(np.isfinite(f["solution/u"][()]))
 
 
-def test_inf_mid_run_names_solver_iteration_and_time_and_keeps_the_checkpoint(tmp_path):
+def test_inf_mid_run_names_solver_iteration_and_time_and_keeps_the_checkpoint(tmp_path, poisoned_lq):
     cfg = _cfg(tmp_path, "test_inf_poisoned_lq", calls=400)
-    PoisonedLQ.arm(cfg)
+    poisoned_lq.arm(cfg)
     out = tmp_path / "x.h5"
     with pytest.raises(SolverError, match=r"Picard iteration \d+: HJB Newton did not converge at t="):
         run(cfg, out, verbose=False)
@@ -79,8 +45,7 @@ def test_inf_mid_run_names_solver_iteration_and_time_and_keeps_the_checkpoint(tm
         assert f.attrs["iteration"] >= 1 and np.all(np.isfinite(f["solution/u"][()]))
 
 
-def test_full_disk_at_the_final_write(tmp_path, monkeypatch):
-    PoisonedLQ.seen = 0
+def test_full_disk_at_the_final_write(tmp_path, monkeypatch, poisoned_lq):
     out = tmp_path / "x.h5"
     out.write_bytes(b"previous")
     cfg = _cfg(tmp_path)
@@ -100,17 +65,17 @@ def test_full_disk_at_the_final_write(tmp_path, monkeypatch):
 
 
 def test_unwritable_output_place_is_bad_input(tmp_path):
-    proc = mfgpde("run", RUNS / "lq_mfg_1d.toml", "--set", "grid.n=[40]", "-o", "/proc/mfgpde/x.h5")
+    proc = run_in_process("run", RUNS / "lq_mfg_1d.toml", "--set", "grid.n=[40]", "-o", "/proc/mfgpde/x.h5")
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2 and len(lines) == 1 and "output.file" in lines[0], proc.stderr
 
 
 def test_damaged_result_file_is_refused_by_info_and_plot(tmp_path):
     out = tmp_path / "r.h5"
-    assert mfgpde("run", RUNS / "lq_mfg_1d.toml", "--set", "grid.n=[40]", "--set", "time.nt=10",
-                  "--set", "output.plots=false", "-o", out).returncode == 0
+    assert run_in_process("run", RUNS / "lq_mfg_1d.toml", "--set", "grid.n=[40]", "--set", "time.nt=10",
+                          "--set", "output.plots=false", "-o", out).returncode == 0
     with h5py.File(out, "r+") as f:
         f["solution/u"][3, 3] *= 1.0 + 1e-9
     for command in ("info", "plot"):
-        proc = mfgpde(command, out)
+        proc = run_in_process(command, out)
         assert proc.returncode == 2 and "corrupted" in proc.stderr, proc.stderr

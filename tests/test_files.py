@@ -1,7 +1,8 @@
 """No path given by the user is destroyed, full disks and damaged files: paths
 that clash or cannot be written are refused before any work (exit 2); a write that fails
 (full disk) exits 4 with one line, the previous output and checkpoint intact and no
-temporary left; every byte a reader trusts is checksummed."""
+temporary left; every byte a reader trusts is checksummed.  The runs are `mfgpde` in this
+process (conftest.run_in_process) but for the PETSc option, which needs a subprocess."""
 import errno
 import hashlib
 import os
@@ -13,14 +14,15 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import RUNS, mfgpde
+from conftest import RUNS, mfgpde, run_in_process
 
 SMALL = ["--set", "grid.n=[40]", "--set", "time.nt=10", "--set", "output.plots=false"]
 RUN1D, RUN2D = RUNS / "lq_mfg_1d.toml", RUNS / "lq_mfg_2d.toml"
 SMALL2D = ["--set", "grid.n=[8,6]", "--set", "time.nt=3", "--set", "output.plots=false"]
 LF = [RUNS / "stackelberg_lq.toml", "--set", "grid.n=8", "--set", "time.nt=4", "--set", "time.T=1.0",
       "--set", "output.plots=false"]
-MASTER = [RUNS / "technology_adoption.toml", "--set", "grid.n=10", "--set", "output.plots=false"]
+MASTER = [RUNS / "technology_adoption.toml", "--set", "grid.n=10", "--set", "time.T=5",
+          "--set", "solver.leader_points=11", "--set", "output.plots=false"]
 FAMILIES = {"mfg": [RUN1D, *SMALL], "leader_follower": LF, "master": MASTER}
 PREVIOUS = b"previous output"
 
@@ -88,7 +90,7 @@ CLASHES = ["checkpoint-is-output", "checkpoint-is-output-relative", "checkpoint-
 def test_a_path_that_would_be_destroyed_is_refused(case, tmp_path):
     argv, words = _clash(tmp_path, case)
     before = _listing(tmp_path)
-    proc = mfgpde("run", tmp_path / "study.toml", *SMALL, *argv, cwd=tmp_path)
+    proc = run_in_process("run", tmp_path / "study.toml", *SMALL, *argv, cwd=tmp_path)
     _one_line(proc, 2, *words)
     assert _listing(tmp_path) == before
 
@@ -102,7 +104,7 @@ def test_other_families_refuse_the_same_paths(family, case, tmp_path):
         os.mkfifo(tmp_path / "fifo.h5")
     out = run if case == "output-is-runfile" else tmp_path / "fifo.h5"
     before = _listing(tmp_path)
-    proc = mfgpde("run", run, *FAMILIES[family][1:], "-o", out, cwd=tmp_path)
+    proc = run_in_process("run", run, *FAMILIES[family][1:], "-o", out, cwd=tmp_path)
     _one_line(proc, 2, "output.file")
     assert _listing(tmp_path) == before
 
@@ -126,8 +128,8 @@ def read_only_dir(tmp_path):
 def test_a_checkpoint_place_that_cannot_be_written_is_refused_up_front(where, tmp_path, request):
     place = {"missing-dir-in-proc": lambda: "/proc/mfgpde-none/c.h5", "a-directory": lambda: tmp_path,
              "read-only-fs": lambda: request.getfixturevalue("read_only_dir") / "c.h5"}[where]()
-    proc = mfgpde("run", RUN1D, *SMALL, *_ckpt(place), "--set", "output.checkpoint_every=1",
-                  "-o", tmp_path / "x.h5")
+    proc = run_in_process("run", RUN1D, *SMALL, *_ckpt(place), "--set", "output.checkpoint_every=1",
+                          "-o", tmp_path / "x.h5")
     _one_line(proc, 2, "output.checkpoint_file")
     assert "picard" not in proc.stdout and not (tmp_path / "x.h5").exists()
 
@@ -147,13 +149,13 @@ def small_disk(tmp_path):
     subprocess.run(["umount", d])
 
 
-@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("family", ["mfg", "leader_follower", pytest.param("master", marks=pytest.mark.slow)])
 def test_full_disk_at_the_final_write(family, small_disk):
     disk, fill = small_disk
     out = disk / "x.h5"
     out.write_bytes(PREVIOUS)
     fill(4)
-    proc = mfgpde("run", *FAMILIES[family], "-o", out)
+    proc = run_in_process("run", *FAMILIES[family], "-o", out)
     line = _one_line(proc, 4, str(out), "No space left on device")
     assert "unchanged" in line
     assert out.read_bytes() == PREVIOUS
@@ -165,7 +167,7 @@ def test_full_disk_at_a_checkpoint_keeps_the_previous_checkpoint(small_disk):
     ckpt = disk / "x.ckpt.h5"
     ckpt.write_bytes(PREVIOUS)
     fill(4)
-    proc = mfgpde("run", RUN1D, *SMALL, "--set", "output.checkpoint_every=1", "-o", disk / "x.h5")
+    proc = run_in_process("run", RUN1D, *SMALL, "--set", "output.checkpoint_every=1", "-o", disk / "x.h5")
     _one_line(proc, 4, str(ckpt), "No space left on device")
     assert ckpt.read_bytes() == PREVIOUS
     assert sorted(p.name for p in disk.iterdir()) == ["filler", "x.ckpt.h5"]
@@ -174,10 +176,10 @@ def test_full_disk_at_a_checkpoint_keeps_the_previous_checkpoint(small_disk):
 def test_full_disk_keeps_the_result_and_its_xdmf_together(small_disk):
     disk, fill = small_disk
     out = disk / "x.h5"
-    assert mfgpde("run", RUN2D, *SMALL2D, "-o", out).returncode == 0
+    assert run_in_process("run", RUN2D, *SMALL2D, "-o", out).returncode == 0
     before = {p: p.read_bytes() for p in (out, disk / "x.xdmf")}
     fill(4)
-    proc = mfgpde("run", RUN2D, *SMALL2D, "--set", "model.q=2.0", "-o", out)
+    proc = run_in_process("run", RUN2D, *SMALL2D, "--set", "model.q=2.0", "-o", out)
     _one_line(proc, 4, "No space left on device", "unchanged")
     assert {p: p.read_bytes() for p in before} == before
     assert sorted(p.name for p in disk.iterdir()) == ["filler", "x.h5", "x.xdmf"]
@@ -210,7 +212,7 @@ def test_stale_temporaries_of_dead_processes_are_removed_not_those_of_live_ones(
         kept = tmp_path / f".x.h5.tmp-{live.pid}"
         for p in stale + [kept]:
             p.write_bytes(b"partial")
-        assert mfgpde("run", RUN1D, *SMALL, "-o", tmp_path / "x.h5").returncode == 0
+        assert run_in_process("run", RUN1D, *SMALL, "-o", tmp_path / "x.h5").returncode == 0
         assert sorted(p.name for p in tmp_path.iterdir()) == sorted([kept.name, "x.h5"])
     finally:
         live.kill()
@@ -222,7 +224,7 @@ def test_stale_temporaries_of_dead_processes_are_removed_not_those_of_live_ones(
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
     out = tmp_path_factory.mktemp("res") / "r.h5"
-    assert mfgpde("run", RUN1D, *SMALL, "-o", out).returncode == 0
+    assert run_in_process("run", RUN1D, *SMALL, "-o", out).returncode == 0
     return out
 
 
@@ -246,22 +248,24 @@ def test_png_write_failure_after_a_converged_result(tmp_path, monkeypatch, capsy
 
 @pytest.mark.parametrize("times", ["5", "nan", "-1"])
 def test_plot_times_outside_the_horizon_are_refused(times, result):
-    _one_line(mfgpde("plot", result, "--times", times), 2, "--times")
+    _one_line(run_in_process("plot", result, "--times", times), 2, "--times")
 
 
 def test_plot_outdir_that_cannot_be_written_is_named(result):
-    line = _one_line(mfgpde("plot", result, "--outdir", "/proc/mfgpde-x"), 2, "--outdir", "/proc/mfgpde-x")
+    line = _one_line(run_in_process("plot", result, "--outdir", "/proc/mfgpde-x"), 2, "--outdir",
+                     "/proc/mfgpde-x")
     assert "not an mfgpde output" not in line
 
 
 def test_stale_unconverged_xdmf_goes_with_the_stale_unconverged_result(tmp_path):
     out = tmp_path / "x.h5"
-    assert mfgpde("run", RUN2D, *SMALL2D, "--set", "solver.max_iterations=1", "-o", out).returncode == 3
+    assert run_in_process("run", RUN2D, *SMALL2D, "--set", "solver.max_iterations=1", "-o", out).returncode == 3
     assert (tmp_path / "x.unconverged.xdmf").exists()
-    assert mfgpde("run", RUN2D, *SMALL2D, "-o", out).returncode == 0
+    assert run_in_process("run", RUN2D, *SMALL2D, "-o", out).returncode == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.h5", "x.xdmf"]
 
 
+@pytest.mark.slow
 def test_missing_options_file_is_bad_input(tmp_path):
     _one_line(mfgpde("run", RUN1D, *SMALL, "-o", tmp_path / "x.h5", "-options_file", "/nonexistent"), 2,
               "/nonexistent")
@@ -274,29 +278,30 @@ def test_missing_options_file_is_bad_input(tmp_path):
 def stopped(tmp_path_factory):
     """A checkpoint after 3 iterations of the small study, and the uninterrupted answer."""
     d = tmp_path_factory.mktemp("stop")
-    assert mfgpde("run", RUN1D, *SMALL, "-o", d / "ref.h5").returncode == 0
-    assert mfgpde("run", RUN1D, *SMALL, "--set", "solver.max_iterations=3", "--set", "output.checkpoint_every=1",
-                  "-o", d / "c.h5").returncode == 3
+    assert run_in_process("run", RUN1D, *SMALL, "-o", d / "ref.h5").returncode == 0
+    assert run_in_process("run", RUN1D, *SMALL, "--set", "solver.max_iterations=3",
+                          "--set", "output.checkpoint_every=1", "-o", d / "c.h5").returncode == 3
     with h5py.File(d / "ref.h5") as f:
         return d / "c.ckpt.h5", {k: f["solution"][k][()] for k in ("u", "m")}
 
 
 @pytest.mark.parametrize("spelling", [["model.mu0=[0.5]"], ["model.q=1"], ["model.rho=0.1", "time.T=1"],
                                       ["grid.n=40"]])
+@pytest.mark.slow
 def test_the_same_configuration_spelled_differently_restarts(spelling, stopped, tmp_path):
     ckpt, _ = stopped
     sets = [a for s in spelling for a in ("--set", s)]
-    proc = mfgpde("run", RUN1D, *SMALL, *sets, "--restart", ckpt, "-o", tmp_path / "x.h5")
+    proc = run_in_process("run", RUN1D, *SMALL, *sets, "--restart", ckpt, "-o", tmp_path / "x.h5")
     assert proc.returncode == 0, proc.stderr
 
 
 def test_an_explicit_model_default_restarts(tmp_path):
     run = tmp_path / "r.toml"
     run.write_text(RUN1D.read_text().replace("rho = 0.1\n", ""))
-    assert mfgpde("run", run, *SMALL, "--set", "solver.max_iterations=2", "--set", "output.checkpoint_every=1",
-                  "-o", tmp_path / "c.h5").returncode == 3
-    proc = mfgpde("run", run, *SMALL, "--set", "model.rho=0.0", "--restart", tmp_path / "c.ckpt.h5",
-                  "-o", tmp_path / "x.h5")
+    assert run_in_process("run", run, *SMALL, "--set", "solver.max_iterations=2",
+                          "--set", "output.checkpoint_every=1", "-o", tmp_path / "c.h5").returncode == 3
+    proc = run_in_process("run", run, *SMALL, "--set", "model.rho=0.0", "--restart", tmp_path / "c.ckpt.h5",
+                          "-o", tmp_path / "x.h5")
     assert proc.returncode == 0, proc.stderr
 
 
@@ -306,6 +311,7 @@ def _raw_ranges(path):
         return [(ds.id.get_offset(), ds.id.get_offset() + ds.id.get_storage_size()) for ds in f["solution"].values()]
 
 
+@pytest.mark.slow
 def test_every_bit_flip_in_a_checkpoint_is_refused_or_harmless(stopped, tmp_path, capsys):
     """40 seeded flips outside the solution's raw data (metadata, attributes, grid, time,
     history) and 10 inside it: each restart is refused with one line (exit 2) or reaches
@@ -353,4 +359,4 @@ def test_a_checkpoint_without_the_full_checksum_is_refused_as_older(stopped, tmp
         f.attrs["format"] = 1
         del f.attrs["sha256"]
         f.attrs["checksum"] = hashlib.sha256(b"".join(ds[()].tobytes() for ds in f["solution"].values())).hexdigest()
-    _one_line(mfgpde("run", RUN1D, *SMALL, "--restart", old, "-o", tmp_path / "x.h5"), 2, "older")
+    _one_line(run_in_process("run", RUN1D, *SMALL, "--restart", old, "-o", tmp_path / "x.h5"), 2, "older")

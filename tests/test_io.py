@@ -140,6 +140,7 @@ def _assert_pngs(paths, expected):
         assert p.stat().st_size > 1000 and p.read_bytes()[:8] == PNG
 
 
+@pytest.mark.slow
 def test_plot_1d(tmp_path):
     p = tmp_path / "run.h5"
     write_result(p, **_result(1))
@@ -148,6 +149,7 @@ def test_plot_1d(tmp_path):
     assert all(q.parent == tmp_path for q in paths)
 
 
+@pytest.mark.slow
 def test_plot_2d_and_3d(tmp_path):
     p = tmp_path / "run.h5"
     write_result(p, **_result(2))
@@ -178,6 +180,7 @@ def test_corrupted_result_is_refused(tmp_path):
         describe(p)
 
 
+@pytest.mark.slow
 def test_plot_formats_dpi_and_what_the_history_draws(tmp_path, monkeypatch):
     """PDF and SVG beside PNG at the asked dpi; the convergence plot draws residuals on
     its log axis and the linear iterations on their own axis (not as residuals)."""

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from petsc4py import PETSc
 
-from conftest import RUNS, mfgpde
+from conftest import RUNS, mfgpde, run_in_process
 from mfgpde.grids import Grid
 from mfgpde.models import create
 from mfgpde.solvers.leader_follower import LeaderFollowerSolver
@@ -99,12 +99,13 @@ def window_errors(path):
         return {k[6:]: float(v) for k, v in f.attrs.items() if k.startswith("error_")}
 
 
+@pytest.mark.slow
 def test_grid_solution_converges_to_the_riccati_closed_form(tmp_path):
     """h and dt halved: every error on the window (central half of each axis) falls."""
     errors = []
     for n in (12, 24):
         out = tmp_path / f"lq{n}.h5"
-        proc = mfgpde("run", LQ, *SMALL, "--set", f"grid.n={n}", "--set", f"time.nt={n}", "-o", out)
+        proc = run_in_process("run", LQ, *SMALL, "--set", f"grid.n={n}", "--set", f"time.nt={n}", "-o", out)
         assert proc.returncode == 0, proc.stderr[-2000:]
         errors.append(window_errors(out))
     for key in ("V0_t0", "u0_t0", "V1_t0", "u1_t0", "V0_all", "u1_all"):
@@ -113,9 +114,10 @@ def test_grid_solution_converges_to_the_riccati_closed_form(tmp_path):
     assert errors[1]["u0_t0"] < 0.35 and errors[1]["V0_t0"] < 0.4
 
 
+@pytest.mark.slow
 def test_output_layout_info_and_plots(tmp_path):
     out = tmp_path / "lq.h5"
-    proc = mfgpde("run", LQ, *SMALL, "--set", "grid.n=[10,8]", "--set", "time.nt=4", "-o", out)
+    proc = run_in_process("run", LQ, *SMALL, "--set", "grid.n=[10,8]", "--set", "time.nt=4", "-o", out)
     assert proc.returncode == 0, proc.stderr[-2000:]
     with h5py.File(out, "r") as f:
         assert list(f["grid"].attrs["axes"]) == ["x0", "x1", "z"]
@@ -125,9 +127,9 @@ def test_output_layout_info_and_plots(tmp_path):
         ric = f["riccati"]
         assert np.allclose(ric["t"][()], f["time/t"][()]) and ric["K00"].shape == (5,)
         assert abs(ric["P1"][-1]) == 0.0 and ric["P1"][0] > 0
-    proc = mfgpde("info", out)
+    proc = run_in_process("info", out)
     assert proc.returncode == 0 and "V1" in proc.stdout
-    proc = mfgpde("plot", out, "--outdir", tmp_path)
+    proc = run_in_process("plot", out, "--outdir", tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert len(list(tmp_path.glob("*.png"))) >= 3
 
@@ -145,7 +147,7 @@ def test_output_layout_info_and_plots(tmp_path):
 ])
 def test_bad_input_is_one_line_and_exit_2(override, message, tmp_path):
     out = tmp_path / "x.h5"
-    proc = mfgpde("run", LQ, *SMALL, "--set", override, "-o", out)
+    proc = run_in_process("run", LQ, *SMALL, "--set", override, "-o", out)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().count("\n") == 0 and message in proc.stderr and "Traceback" not in proc.stderr
     assert not out.exists()
@@ -154,17 +156,20 @@ def test_bad_input_is_one_line_and_exit_2(override, message, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--set", "solver.coupling='picard'", "--set", "solver.max_iterations=1"],
      "leader-follower Picard did not converge at t=0.75: 1 sweeps"),
-    (["--set", "solver.coupling='newton'", "-coupled_snes_max_it", "1"],
-     "leader-follower Newton did not converge at t=0.75 (SNES reason"),
+    pytest.param(["--set", "solver.coupling='newton'", "-coupled_snes_max_it", "1"],
+                 "leader-follower Newton did not converge at t=0.75 (SNES reason", marks=pytest.mark.slow),
 ], ids=["picard-sweeps", "newton-level"])
 def test_a_level_that_does_not_converge_is_one_line_and_exit_3(args, message, tmp_path):
-    proc = mfgpde("run", LQ, *SMALL, "--set", "grid.n=8", "--set", "time.nt=4", *args, "-o", tmp_path / "x.h5",
-                  cwd=tmp_path)
+    petsc = any(a.startswith("-") and not a.startswith("--") for a in args)  # PETSc options: a subprocess
+    proc = (mfgpde if petsc else run_in_process)("run", LQ, *SMALL, "--set", "grid.n=8", "--set", "time.nt=4", *args,
+                                                 "-o", tmp_path / "x.h5", cwd=tmp_path)
     assert proc.returncode == 3, proc.stderr
     assert proc.stderr.strip().count("\n") == 0 and message in proc.stderr and "Traceback" not in proc.stderr
     assert "no solution written" in proc.stderr and not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow
+@pytest.mark.mpi
 @pytest.mark.parametrize("coupling", ["lagged", "newton"])
 def test_one_and_two_ranks_agree(coupling, tmp_path):
     fields = {}
@@ -190,6 +195,7 @@ def test_petsc_reaches_both_equations():
         PETSc.Options().delValue("follower_ksp_type")
 
 
+@pytest.mark.slow
 def test_newton_and_picard_couplings_agree_with_each_other():
     """Both make the coupling within a level implicit; the lagged sweep differs by O(dt)."""
     fields = {}

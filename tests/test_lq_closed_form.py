@@ -182,6 +182,7 @@ def test_value_equals_expected_cost(case, t0):
     assert worst < 1e-8, worst
 
 
+@pytest.mark.slow
 def test_value_monte_carlo():
     """Monte Carlo, 200k paths, 100 steps, tolerance 4 standard errors.  The scheme is the
     stochastic Heun (predictor-corrector) scheme with trapezoidal cost quadrature, weak order 2
@@ -221,6 +222,7 @@ def test_value_monte_carlo():
 
 
 # ---- 4. no profitable deviation ------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["1d", "1d_rho0", "2d"])
 def test_no_profitable_deviation(name):
     prm = CASES[name]

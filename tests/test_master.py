@@ -4,7 +4,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import RUNS, mfgpde
+from conftest import RUNS, mfgpde, run_in_process
 from mfgpde.grids import SimplexGrid
 from mfgpde.models import DiscreteGameModel
 from mfgpde.solvers.master import MasterSolver, follower_exploitability
@@ -54,7 +54,7 @@ class Crowd(Threshold):
 
 
 @pytest.mark.parametrize("selection", ["optimistic", "pessimistic"])
-@pytest.mark.parametrize("model", [Threshold, Threshold3])
+@pytest.mark.parametrize("model", [Threshold, pytest.param(Threshold3, marks=pytest.mark.slow)])
 def test_threshold_game_by_hand(selection, model):
     """Optimistic and pessimistic leaders differ where the followers are indifferent."""
     solver = MasterSolver(model(), SimplexGrid(len(model.states), 4), selection=selection, leader_points=41)
@@ -78,6 +78,7 @@ def test_leader_without_effect_gives_the_plain_mean_field_equilibrium():
     assert np.allclose(first.Vf, -1.5 * SimplexGrid(2, 20).points - 0.8 * 1.5 * 0.5, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_followers_cannot_gain_along_the_infection_path():
     from mfgpde.models import create
     model = create("infection")
@@ -89,14 +90,16 @@ def test_followers_cannot_gain_along_the_infection_path():
     assert np.allclose(path["z"].sum(axis=1), 1.0)
 
 
-@pytest.mark.parametrize("run, sets", [("infection_vaccination", ["--set", "grid.n=20", "--set", "time.steps=6"]),
+@pytest.mark.slow
+@pytest.mark.mpi
+@pytest.mark.parametrize("run, sets", [("infection_vaccination", ["--set", "grid.n=10", "--set", "time.steps=6"]),
                                        ("technology_adoption", ["--set", "grid.n=16", "--set", "time.T=5"])])
 def test_studies_are_equilibria_and_rank_independent(run, sets, tmp_path):
     fields = {}
     for nproc in (None, 2):
         out = tmp_path / f"{nproc or 1}.h5"
-        proc = mfgpde("run", RUNS / f"{run}.toml", *sets, "--set", "solver.leader_points=11", "-o", out,
-                      nproc=nproc)
+        proc = mfgpde("run", RUNS / f"{run}.toml", *sets, "--set", "solver.leader_points=11",
+                      "--set", "output.plots=false", "-o", out, nproc=nproc)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
         with h5py.File(out, "r") as f:
             assert f.attrs["follower_exploitability"] < 1e-9
@@ -111,8 +114,8 @@ def test_studies_are_equilibria_and_rank_independent(run, sets, tmp_path):
                                        (["time.T=0"], "time.T"), (["model.lam=-1.0"], "model.lam"),
                                        (["grid.n=0"], "grid.n"), (["grid.lower=[0.0]"], "grid.lower")])
 def test_bad_discrete_input_is_one_line(sets, key, tmp_path):
-    proc = mfgpde("run", RUNS / "infection_vaccination.toml", *[a for s in sets for a in ("--set", s)],
-                  "-o", tmp_path / "x.h5")
+    proc = run_in_process("run", RUNS / "infection_vaccination.toml", *[a for s in sets for a in ("--set", s)],
+                          "-o", tmp_path / "x.h5")
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2 and len(lines) == 1 and key in lines[0], proc.stderr
     assert not (tmp_path / "x.h5").exists()

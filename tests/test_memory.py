@@ -1,5 +1,6 @@
 """The memory guard: limits (physical, RLIMIT_AS, cgroup via MFGPDE_CGROUP_ROOT), refusal
 before allocating in every family, and estimates within 30 % of measured peaks."""
+import functools
 import os
 import resource
 import subprocess
@@ -10,6 +11,7 @@ import pytest
 
 from conftest import RUNS, _env, mfgpde
 
+pytestmark = pytest.mark.slow  # a subprocess of Python and PETSc in every test
 GiB = 2 ** 30
 
 
@@ -24,9 +26,11 @@ def _run(args, env=None, preexec=None, code=None):
     return os.waitstatus_to_exitcode(status), text, time.perf_counter() - start, usage.ru_maxrss / 1024
 
 
+@functools.lru_cache(maxsize=None)
 def _floor_mb():
     """The peak a child that only imports mfgpde's solvers reports: a forked child's peak
-    includes this test process's resident memory at the fork, so refusals are compared to it."""
+    includes this test process's resident memory at the fork, so refusals are compared to it
+    (measured once: every refusal test asked for the same child)."""
     return _run(None, code="import petsc4py; petsc4py.init(); import mfgpde.pipelines.mfg")[3]
 
 
@@ -102,6 +106,7 @@ def test_every_family_refuses_before_allocating(tmp_path, runfile, sets, key):
     assert peak < _floor_mb() + 100 and not (tmp_path / "o.h5").exists(), (peak, line)
 
 
+@pytest.mark.mpi
 def test_ranks_of_one_node_are_summed(tmp_path):
     r = mfgpde("run", RUNS / "lq_mfg_2d.toml", "-o", tmp_path / "o.h5", "--set", "grid.n=[20000,20000]",
                nproc=2, timeout=120)
@@ -119,6 +124,7 @@ def test_memory_error_after_the_check_is_one_line_exit_3(tmp_path):
     assert code_ == 3 and len(lines) == 1 and "out of memory" in lines[0] and "Traceback" not in text, text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("runfile, sets, estimate", [
     ("lq_mfg_2d.toml", ["grid.n=[200,200]", "time.nt=100", "solver.max_iterations=2"],
      lambda m: m.mfg((200, 200), 100, 1, 0, closed_form=True)),

@@ -5,6 +5,8 @@ import pytest
 
 from conftest import ROOT, RUNS, mfgpde, mpi_script
 
+pytestmark = pytest.mark.mpi
+
 SMALL = {"lq_mfg_1d": ["--set", "grid.n=[80]", "--set", "time.nt=20"],
          "lq_mfg_2d": ["--set", "grid.n=[24,20]", "--set", "time.nt=8"]}
 

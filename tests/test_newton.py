@@ -12,7 +12,6 @@ from conftest import RUNS, mfgpde  # noqa: E402
 from mfgpde.grids import Grid  # noqa: E402
 from mfgpde.models import create  # noqa: E402
 from mfgpde.solvers import MFGProblem, NewtonCoupling, PicardSolver  # noqa: E402
-from test_solvers import CrowdAversion  # noqa: E402,F401  (registers test_crowd_aversion)
 
 
 class Record:
@@ -30,6 +29,7 @@ def _newton(model, grid, T=1.0, nt=20, linear="direct"):
     return solution, [r for r in record.rows if r.kind == "newton"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["lq_mfg_1d", "lq_mfg_2d"])
 def test_jacobian_matches_finite_differences(case, tmp_path):
     grid = "grid.n=[9]" if case == "lq_mfg_1d" else "grid.n=[6,5]"
@@ -41,7 +41,7 @@ def test_jacobian_matches_finite_differences(case, tmp_path):
     assert max(ratios) < 1e-6
 
 
-def test_jacobian_with_local_coupling():
+def test_jacobian_with_local_coupling(crowd_aversion):
     """H = ½|p|² − m: J·dX against a finite difference of the residual at a random state."""
     grid = Grid([-1.0], [1.0], [9])
     pb = MFGProblem(grid, create("test_crowd_aversion", 1), 0.5, 3)
@@ -66,6 +66,7 @@ def test_jacobian_with_local_coupling():
     assert np.max(np.abs(fd - Jd.getArray())) < 1e-5 * np.max(np.abs(Jd.getArray()))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dim", [1, 2])
 def test_lq_newton_converges_fast_and_mesh_independently(dim):
     """Residual 1e-10 in at most 8 iterations; no more iterations after refining twice."""
@@ -83,6 +84,7 @@ def test_lq_newton_converges_fast_and_mesh_independently(dim):
     assert counts[-1] <= counts[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("linear", ["fieldsplit", "marching"])
 @pytest.mark.parametrize("dim", [1, 2])
 def test_fieldsplit_krylov_iterations_stay_bounded_under_refinement(dim, linear):
@@ -103,6 +105,7 @@ def test_fieldsplit_krylov_iterations_stay_bounded_under_refinement(dim, linear)
     assert max(per_step) <= 12 and per_step[-1] <= 1.5 * per_step[0], per_step
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dim", [1, 2])
 def test_newton_and_picard_agree(dim):
     grid = Grid([-2.0] * dim, [3.0] * dim, [40] if dim == 1 else [20, 18])
@@ -114,7 +117,8 @@ def test_newton_and_picard_agree(dim):
     assert np.max(np.abs(grid.integrate(newton.m) - 1.0)) < 1e-12
 
 
-def test_newton_with_local_coupling_agrees_with_picard():
+@pytest.mark.slow
+def test_newton_with_local_coupling_agrees_with_picard(crowd_aversion):
     grid = Grid([-1.5], [1.5], [60])
     model = create("test_crowd_aversion", 1)
     newton, _ = _newton(model, grid, nt=20)
@@ -123,6 +127,8 @@ def test_newton_with_local_coupling_agrees_with_picard():
     assert grid.max_abs(newton.m - picard.m) < 1e-8 and grid.max_abs(newton.u - picard.u) < 1e-8
 
 
+@pytest.mark.slow
+@pytest.mark.mpi
 def test_newton_one_and_two_ranks_agree(tmp_path):
     out = {}
     for nproc in (None, 2):
@@ -137,6 +143,7 @@ def test_newton_one_and_two_ranks_agree(tmp_path):
         assert np.max(np.abs(out[None][k] - out[2][k])) < 1e-10
 
 
+@pytest.mark.slow
 def test_newton_pc_type_gets_an_assembled_jacobian(tmp_path):
     """With newton_linear = "auto" a -newton_pc_type selects the assembled Jacobian (LU here
     solves it in one step per Newton iteration); "marching" with it is bad input (exit 2)."""

@@ -74,6 +74,7 @@ def expected_signal(prm, cf, t, k):
     return sum(W[k, j] * cf.mean(t, j) for j in range(len(W)))
 
 
+@pytest.mark.slow
 def test_hji_and_fokker_planck_residuals(case):
     prm, k, cf = case
     M, Q, nu, q = m_matrix(prm), np.atleast_2d(prm["Q"]), 0.5 * prm["sigma"] ** 2, cf.q
@@ -126,6 +127,7 @@ def test_terminal_and_initial_data(case):
     np.testing.assert_allclose(cf.density(0.0, x, k), gauss, rtol=1e-10)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["q1_Mneg", "q1_Mpos", "q3"])
 def test_single_population_mean_is_constant(name):
     prm, _ = CASES[name]
@@ -144,6 +146,7 @@ def scalar_tau(a, q, s):
     return (math.pi / 2 - math.atan(s * math.sqrt(a / q))) / math.sqrt(q * a)
 
 
+@pytest.mark.slow
 def test_conjugate_time():
     for a, q, s in [(1.0, 1.0, 1.0), (0.25, 2.0, 0.5), (3.0, 0.5, 2.0), (0.7, 1.3, 0.0)]:
         assert abs(conjugate_time(np.array([[-a]]), np.array([[q]]), np.array([[s]])) - scalar_tau(a, q, s)) < 1e-8
@@ -166,6 +169,7 @@ def test_conjugate_time():
     assert math.isinf(RobustDesignerClosedForm(**dict(Q1, Gamma=[[2.0]], T=5.0)).tau_star)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["q1_internal", "q3_internal"])
 def test_augmented_riccati_matches_value(name):
     prm, _ = CASES[name]
@@ -181,6 +185,7 @@ def test_augmented_riccati_matches_value(name):
             assert abs(0.5 * X @ P @ X + 0.5 * p - v) <= 1e-9 * max(abs(v), 1e-3)
 
 
+@pytest.mark.slow
 def test_several_populations_two_point_problem():
     prm, _ = CASES["chain_k1"]
     cf = RobustDesignerClosedForm(**prm)
@@ -224,6 +229,7 @@ def moment_cost(cf, du=0.0, dw=0.0):
     return J + 0.5 * S * ((mu - rho) ** 2 + var)
 
 
+@pytest.mark.slow
 def test_value_is_expected_cost_and_saddle_point():
     cf = RobustDesignerClosedForm(**COST)
     T, v0 = COST["T"], float(cf.value(0.0, (X0,)))
@@ -336,6 +342,7 @@ def riccati_blow_up(M, Q, S, tau_max, big=1e7):
 
 @pytest.mark.parametrize("name, expected, multiplicity", [("B100", 2.2143, 2), ("tu3", 0.785, 4),
                                                           ("wide", 40.92, 1)])
+@pytest.mark.slow
 def test_conjugate_time_of_the_issue_games_by_two_methods(name, expected, multiplicity):
     prm = ISSUE_GAMES[name]
     M, Q, S = m_matrix(prm), np.asarray(prm["Q"], float), np.asarray(prm["S"], float)
@@ -408,6 +415,7 @@ def test_the_search_covers_the_horizon_asked_about():
     assert tau == math.inf and 1.06 <= covered < 1e10 and time.perf_counter() - start < 3.0
 
 
+@pytest.mark.slow
 def test_long_horizon_below_the_conjugate_time_builds():
     """T = 30 lies between the old (round-off) 21.89 and the true 40.92 of the wide game."""
     prm = ISSUE_GAMES["wide"]

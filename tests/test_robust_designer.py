@@ -7,7 +7,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import RUNS, mfgpde
+from conftest import RUNS, mfgpde, run_in_process
 from mfgpde.config import validate
 from mfgpde.models.base import ModelError
 from mfgpde.models.registry import create
@@ -17,9 +17,10 @@ from mfgpde.validation.study import moments_path
 
 NOPLOTS = ["--set", "output.plots=false"]
 TU2_SMALL = ["--set", "grid.n=[10,10,10]", "--set", "time.nt=8"]
-CHAIN_SMALL = ["--set", "grid.n=[80]", "--set", "time.nt=30", "--set", "time.T=2.0"]
+CHAIN_SMALL = ["--set", "grid.n=[40]", "--set", "time.nt=10", "--set", "time.T=2.0"]
 
 
+@pytest.mark.slow
 def test_scalar_game_converges_at_first_order_and_keeps_its_mean():
     rows, orders = convergence_study("robust_scalar")
     for q in ("u0", "mT", "var", "feedback"):
@@ -28,6 +29,7 @@ def test_scalar_game_converges_at_first_order_and_keeps_its_mean():
     assert max(r["mean"] for r in rows) < 1e-9, [r["mean"] for r in rows]
 
 
+@pytest.mark.slow
 def test_indefinite_scalar_game_converges_at_first_order():
     """M < 0: the concave Engquist–Osher orientation converges to the Riccati solution."""
     rows, orders = convergence_study("robust_indefinite")
@@ -49,6 +51,7 @@ CHAIN = {"name": "robust_designer", "graph": "chain", "populations": 5, "mu0": [
          "s0": 0.2, "sigma": 0.3, "Q": 4.0, "Gamma": 4.0}
 
 
+@pytest.mark.slow
 def test_chain_reaches_consensus_with_the_closed_form_mean_dynamics():
     errors = []
     for n, nt in ((50, 25), (100, 50)):
@@ -63,6 +66,7 @@ def test_chain_reaches_consensus_with_the_closed_form_mean_dynamics():
     assert errors[1] < 0.1 and errors[0] / errors[1] > 1.8, errors  # first order in (h, dt)
 
 
+@pytest.mark.slow
 def test_internal_model_tracking_matches_the_augmented_riccati():
     """Section 5: the designer tracks m̃ = m̄(0) e^{−θt}; the grid value against (20)."""
     model = {"name": "robust_designer", "tracking": "internal", "theta": 0.5, "mu0": 0.4, "s0": 0.25}
@@ -79,14 +83,15 @@ def test_internal_model_tracking_matches_the_augmented_riccati():
     assert errors[1] < 0.01 and errors[0] / errors[1] > 1.8, errors
 
 
+@pytest.mark.slow
 def test_tu_game_reports_indefinite_direction_and_conjugate_time(tmp_path):
     run = RUNS / "robust_designer_tu2.toml"
-    refused = mfgpde("run", run, *TU2_SMALL, *NOPLOTS, "--set", "time.T=1.4", "-o", tmp_path / "late.h5")
+    refused = run_in_process("run", run, *TU2_SMALL, *NOPLOTS, "--set", "time.T=1.4", "-o", tmp_path / "late.h5")
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert "conjugate time 1.35102" in refused.stderr and "(0.577, 0.577, -0.577)" in refused.stderr
     assert not (tmp_path / "late.h5").exists()
     out = tmp_path / "tu2.h5"
-    ok = mfgpde("run", run, *TU2_SMALL, *NOPLOTS, "-o", out)
+    ok = run_in_process("run", run, *TU2_SMALL, *NOPLOTS, "-o", out)
     assert ok.returncode == 0, ok.stdout[-2000:] + ok.stderr[-2000:]
     assert "note: M is indefinite along (0.577, 0.577, -0.577) (eigenvalue -0.5)" in ok.stdout
     with h5py.File(out, "r") as f:
@@ -101,6 +106,7 @@ def test_tu_game_reports_indefinite_direction_and_conjugate_time(tmp_path):
 SINGLE_ACTOR = ["--set", "model.B=[[1.0],[0.0],[0.0]]", "--set", "model.Gamma=4.0"]
 
 
+@pytest.mark.slow
 def test_a_double_conjugate_point_refuses_the_horizon_at_once(tmp_path):
     """The issue's run: the conjugate time was missed (inf), T = 3 accepted, and building the
     closed form looped on NaN until killed.  Now: exit 2 naming time.T and τ* = 2.2143."""
@@ -140,6 +146,7 @@ def test_the_model_refuses_quickly_and_warns_near_the_conjugate_time():
     assert "conjugate time 40.9219 (T = 30)" in model.notes()[1]
 
 
+@pytest.mark.slow
 def test_a_horizon_too_long_to_decide_is_one_line():
     """M = diag(1, −1e-4) with Q = diag(1, 0), S = diag(1, 1e-6): τ* = 1/(as) = 1e10 beside a mode
     growing like e^τ, beyond the search's 20000 steps from T = 1e6 on."""
@@ -153,14 +160,15 @@ def test_a_horizon_too_long_to_decide_is_one_line():
     assert time.perf_counter() - start < 20.0
 
 
+@pytest.mark.slow
 def test_newton_on_the_indefinite_game_agrees_with_picard(tmp_path):
     """Concave axes in the Engquist–Osher split, through Newton's Jacobian too."""
     fields = {}
     for coupling in ("picard", "newton"):
         out = tmp_path / f"{coupling}.h5"
-        proc = mfgpde("run", RUNS / "robust_designer_tu2.toml", "--set", "grid.n=[8,8,8]", "--set", "time.nt=5",
-                      *NOPLOTS, "--set", f"solver.coupling='{coupling}'", "--set", "solver.tolerance=1e-11",
-                      "--set", "solver.newton_tolerance=1e-12", "-o", out)
+        proc = run_in_process("run", RUNS / "robust_designer_tu2.toml", "--set", "grid.n=[8,8,8]", "--set", "time.nt=5",
+                              *NOPLOTS, "--set", f"solver.coupling='{coupling}'", "--set", "solver.tolerance=1e-11",
+                              "--set", "solver.newton_tolerance=1e-12", "-o", out)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
         with h5py.File(out, "r") as f:
             fields[coupling] = {k: f["solution"][k][()] for k in ("u", "m")}
@@ -168,6 +176,8 @@ def test_newton_on_the_indefinite_game_agrees_with_picard(tmp_path):
         assert np.max(np.abs(fields["picard"][k] - fields["newton"][k])) < 1e-8, k
 
 
+@pytest.mark.mpi
+@pytest.mark.slow
 @pytest.mark.parametrize("run, small", [("robust_designer_scalar", ["--set", "grid.n=[60]", "--set", "time.nt=20"]),
                                         ("robust_designer_chain", CHAIN_SMALL),
                                         ("robust_designer_tu2", TU2_SMALL)])
@@ -185,13 +195,15 @@ def test_one_and_two_ranks_agree(run, small, tmp_path):
         assert np.max(np.abs(out[None][k] - out[2][k])) < 1e-10, k
 
 
+@pytest.mark.mpi
+@pytest.mark.slow
 def test_populations_checkpoint_and_restart_on_another_rank_count(tmp_path):
     """A stopped five-population run continues from its checkpoint (u_pop*, m_pop*) under
     2 ranks and ends at the uninterrupted result."""
     run, small = RUNS / "robust_designer_chain.toml", [*CHAIN_SMALL, *NOPLOTS, "--set", "output.checkpoint_every=5"]
     full, part = tmp_path / "full.h5", tmp_path / "part.h5"
-    assert mfgpde("run", run, *small, "-o", full).returncode == 0
-    stopped = mfgpde("run", run, *small, "--set", "solver.max_iterations=12", "-o", part)
+    assert run_in_process("run", run, *small, "-o", full).returncode == 0
+    stopped = run_in_process("run", run, *small, "--set", "solver.max_iterations=12", "-o", part)
     assert stopped.returncode == 3 and (tmp_path / "part.ckpt.h5").exists()
     with h5py.File(tmp_path / "part.ckpt.h5", "r") as f:
         assert f.attrs["iteration"] == 10 and {"u_pop5", "m_pop5"} <= set(f["solution"])

@@ -1,12 +1,12 @@
 """HJB, Fokker–Planck and Picard on small problems: conservation, positivity, exact cases,
-status reporting, and a model defined outside the package."""
+status reporting, and models defined outside the package (tests/models_for_tests.py)."""
 import numpy as np
 import petsc4py
 import pytest
 
 petsc4py.init()
 from mfgpde.grids import Grid  # noqa: E402
-from mfgpde.models import Density, MFGModel, create, register  # noqa: E402
+from mfgpde.models import Density, create  # noqa: E402
 from mfgpde.solvers import MassMonitor, MFGProblem, PicardSolver, SolverError, check_finite  # noqa: E402
 from mfgpde.validation.study import moments_path  # noqa: E402
 
@@ -59,36 +59,8 @@ def test_bad_damping_refused():
         PicardSolver(MFGProblem(grid, create("lq_mfg", 1), 1.0, 4), damping=1.5)
 
 
-@register
-class CrowdAversion(MFGModel):
-    """A model written outside the package: H = ½|p|² − m (local congestion cost f(m) = m)."""
-    name = "test_crowd_aversion"
-    parameters = {"sigma": 0.4, "mu0": 0.0, "s0": 0.2}
-
-    def validate(self):
-        self.sigma = self._number("sigma", 0.0)
-        self.mu0 = self._per_axis("mu0")
-
-    def hamiltonian(self, t, x, p, density):
-        return 0.5 * sum(pd ** 2 for pd in p) - density.m
-
-    def dH_dp(self, t, x, p, density):
-        return list(p)
-
-    def d2H_dp2(self, t, x, p, density):
-        return [[float(d == e) for e in range(self.dim)] for d in range(self.dim)]
-
-    def dH_dm(self, t, x, p, density):
-        return -1.0
-
-    def terminal(self, x, density):
-        return np.zeros_like(density.m)
-
-    def initial_density(self, x, population=0):
-        return np.exp(-sum((xd - md) ** 2 for xd, md in zip(x, self.mu0)) / (2 * self.s0 ** 2))
-
-
-def test_new_model_needs_no_solver_change():
+@pytest.mark.slow
+def test_new_model_needs_no_solver_change(crowd_aversion):
     """A local coupling f(m) = m spreads the crowd faster than diffusion alone."""
     grid = Grid([-1.5], [1.5], [60])
     crowd = _solve(create("test_crowd_aversion", 1), grid, nt=20, damping=0.5)
@@ -101,31 +73,14 @@ def test_new_model_needs_no_solver_change():
     assert np.max(np.abs(grid.integrate(crowd.m) - 1.0)) < 1e-12
 
 
-class NaNModel(CrowdAversion):
-    name = "test_nan"
-
-    def hamiltonian(self, t, x, p, density):
-        return np.full_like(density.m, np.nan)
-
-
-def test_nan_stops_the_solve():
-    register(NaNModel)
+def test_nan_stops_the_solve(nan_model):
     grid = Grid([-1.0], [1.0], [20])
     with pytest.raises(SolverError):
         _solve(create("test_nan", 1), grid, nt=4)
 
 
-class Asymmetric(CrowdAversion):
-    """H = ½p² for p > 0 and 2p² for p < 0: convex, minimum at 0, not even."""
-    name = "test_asymmetric"
-
-    def hamiltonian(self, t, x, p, density):
-        return sum(np.where(pd > 0, 0.5, 2.0) * pd ** 2 for pd in p)
-
-
-def test_engquist_osher_hamiltonian_for_an_asymmetric_h():
+def test_engquist_osher_hamiltonian_for_an_asymmetric_h(asymmetric_model):
     """At a peak both sides count: H_EO = h(p⁻) + h(p⁺) − h(0), continuous across the peak."""
-    register(Asymmetric)
     grid = Grid([0.0], [3.0], [3])
     pb = MFGProblem(grid, create("test_asymmetric", 1), 1.0, 1)
     zero = np.zeros(3)

@@ -30,6 +30,7 @@ def derived():
     return sp, ds, ds.derive()
 
 
+@pytest.mark.slow
 def test_sympy_derivation_equals_rhs(derived):
     sp, ds, eqs = derived
     s = ds.symbols()
@@ -47,6 +48,7 @@ def test_sympy_derivation_equals_rhs(derived):
                                    atol=1e-12 * np.max(np.abs(expect)))
 
 
+@pytest.mark.slow
 def test_printed_equations_differ_exactly_in_P02_and_P10(derived):
     sp, ds, eqs = derived
     cmp = ds.compare_with_printed(eqs)
@@ -120,6 +122,7 @@ def test_terminal_values_and_shapes(cf):
 STATES = [(1.0, 0.5, 0.8), (-1.3, 2.0, 0.0), (0.0, 0.0, 0.0), (0.4, -0.7, 1.5)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("frac", [0.0, 0.6])
 def test_value_equals_moment_ode_cost(cf, frac):
     t0 = frac * cf.params["T"]
@@ -129,6 +132,7 @@ def test_value_equals_moment_ode_cost(cf, frac):
         assert abs(J1 - cf.V1(t0, x0, x1, z)) <= 1e-8 * abs(J1)
 
 
+@pytest.mark.slow
 def test_value_monte_carlo(cf):
     t0 = cf.params["T"] - 3.0
     x0, x1, z = STATES[1]
@@ -138,6 +142,7 @@ def test_value_monte_carlo(cf):
 
 
 # ---- 4. equilibrium: no profitable deviation -----------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["K0", "K1", "K2", "offset"])
 def test_no_profitable_deviation_in_limit(cf, which):
     """J1(delta) - J1(0) >= 0 and = c delta^2 + O(delta^3): the first-order term vanishes."""
@@ -156,6 +161,7 @@ def test_no_profitable_deviation_in_limit(cf, which):
     assert abs(c1 / c2 - 1) < 0.01
 
 
+@pytest.mark.slow
 def test_n_player_deviation_gain(cf):
     x0, z0, s0 = 1.0, 0.8, 0.5
     Ns = (2, 5, 20, 100, 1000)

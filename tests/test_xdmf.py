@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import RUNS, mfgpde
+from conftest import RUNS, run_in_process
 
 
 def _resolve(h5, item):
@@ -26,8 +26,8 @@ def _resolve(h5, item):
 
 def _run_2d(tmp_path):
     out = tmp_path / "r.h5"
-    proc = mfgpde("run", RUNS / "lq_mfg_2d.toml", "--set", "grid.n=[8,6]", "--set", "time.nt=3",
-                  "--set", "output.plots=false", "-o", out)
+    proc = run_in_process("run", RUNS / "lq_mfg_2d.toml", "--set", "grid.n=[8,6]", "--set", "time.nt=3",
+                          "--set", "output.plots=false", "-o", out)
     assert proc.returncode == 0, proc.stderr
     return out
 
@@ -62,8 +62,8 @@ def test_xdmf_sidecar_matches_the_result_file(tmp_path):
 
 def test_no_sidecar_for_one_dimension(tmp_path):
     out = tmp_path / "r.h5"
-    assert mfgpde("run", RUNS / "lq_mfg_1d.toml", "--set", "grid.n=[20]", "--set", "time.nt=3",
-                  "--set", "output.plots=false", "-o", out).returncode == 0
+    assert run_in_process("run", RUNS / "lq_mfg_1d.toml", "--set", "grid.n=[20]", "--set", "time.nt=3",
+                          "--set", "output.plots=false", "-o", out).returncode == 0
     assert not (tmp_path / "r.xdmf").exists()
 
 
@@ -92,6 +92,7 @@ np.savez(sys.argv[2], **saved)
 '''
 
 
+@pytest.mark.slow
 def test_paraview_default_reader_loads_every_field_at_every_time(tmp_path):
     pvbatch = shutil.which("pvbatch")
     if pvbatch is None:
