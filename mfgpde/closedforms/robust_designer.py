@@ -396,9 +396,14 @@ class RobustDesignerClosedForm:
         return self.W @ means
 
     def _two_point(self):
-        """m̄ forward from m̄(0), h backward from −Sρ(T): linear, solved by shooting on h(0)."""
+        """m̄ forward from m̄(0), h backward from −Sρ(T).  With the internal model ρ does not
+        depend on m̄: h is integrated backward (stable) and then m̄ forward.  Otherwise the
+        linear two-point problem is solved by shooting on h(0), whose round-off grows like
+        the forward growth of h (mild on the 1-D graphs this tracking serves)."""
         p, q, M, Q = self.p, self.q, self.M, self.Q
         n = p * q
+        if self.tracking == "internal":
+            return self._backward_then_forward()
 
         def rhs(t, z):
             means, h = z[:n].reshape(p, q), z[n:].reshape(p, q)
@@ -416,6 +421,19 @@ class RobustDesignerClosedForm:
         J = np.column_stack([end(np.eye(n)[i])[0] - base for i in range(n)])
         _, sol = end(np.linalg.solve(J, -base))
         return sol.sol
+
+    def _backward_then_forward(self):
+        """h' = φMh + Qρ backward from h(T) = −Sρ(T), then m̄' = −M(φm̄ + h) forward: the
+        path t ↦ (m̄, h) of every population, stacked as the shooting returns it."""
+        p, q, M = self.p, self.q, self.M
+        rhoT = self._signal(None, self.T)
+        back = _solve(lambda tau, h: -(h.reshape(p, q) @ M @ self.phi(self.T - tau)
+                                       + self._signal(None, self.T - tau) @ self.Q).ravel(),
+                      (0.0, self.T), -(rhoT @ self.S).ravel(), "h (τ = T − t)").sol
+        h = lambda t: back(self.T - np.asarray(t, float))  # noqa: E731
+        fwd = _solve(lambda t, m: -(m.reshape(p, q) @ self.phi(t) + h(t).reshape(p, q)).dot(M).ravel(),
+                     (0.0, self.T), self.means0.ravel(), "the means").sol
+        return lambda t: np.concatenate([fwd(t), h(t)])
 
     def mean(self, t, k=0):
         """m̄_k(t), shape (q,) or (q, len(t))."""
