@@ -360,3 +360,29 @@ def test_populations_checkpoint_and_restart_on_another_rank_count(tmp_path):
     with h5py.File(full, "r") as a, h5py.File(part, "r") as b:
         for k in a["solution"]:
             assert np.max(np.abs(a["solution"][k][()] - b["solution"][k][()])) < 1e-12, k
+
+
+def test_mu0_with_several_populations_is_one_list_per_population():
+    """With P > 1 populations and q > 1 axes mu0 is nested, one list of q numbers per
+    population (or one number); a flat list, which could mean either, is refused in one line.
+    q = 1 with P populations: P numbers, flat or nested.  One population: q numbers."""
+    chain3 = {"graph": "chain", "populations": 3, "players": 2, "Gamma": 2.0}
+    nested = [[0.1, 0.2, 0.3], [0.0, -0.1, 0.2], [0.4, 0.4, -0.3]]
+    assert np.array_equal(create("robust_designer", 3, mu0=nested, **chain3).means0, nested)
+    assert np.array_equal(create("robust_designer", 3, mu0=0.25, **chain3).means0, np.full((3, 3), 0.25))
+    for flat in ([0.1, 0.2, 0.3], [0.1, 0.2], [0.1, [0.0, 0.1, 0.2], [0.0, 0.1, 0.2]]):
+        with pytest.raises(ModelError) as e:
+            create("robust_designer", 3, mu0=flat, **chain3)
+        assert str(e.value).startswith("model.mu0: with 3 populations on a 3-D grid, a list of 3 lists of 3 numbers "
+                                       "(one list per population") and "\n" not in str(e.value), str(e.value)
+    with pytest.raises(ModelError, match=r"^model\.mu0: 3 finite numbers .* per population, got \[0\.1, 0\.2\]$"):
+        create("robust_designer", 3, mu0=[[0.1, 0.2, 0.3], [0.1, 0.2], [0.1, 0.2, 0.3]], **chain3)
+    with pytest.raises(ModelError, match=r"^model\.mu0: one entry per population \(3\)"):
+        create("robust_designer", 3, mu0=nested[:2], **chain3)
+    chain2 = {"graph": "chain", "populations": 2}
+    for spelling in ([0.5, -0.1], [[0.5], [-0.1]], [0.5, [-0.1]]):
+        assert np.array_equal(create("robust_designer", 1, mu0=spelling, **chain2).means0, [[0.5], [-0.1]])
+    with pytest.raises(ModelError, match=r"^model\.mu0: one entry per population \(2\)"):
+        create("robust_designer", 1, mu0=[0.5, -0.1, 0.2], **chain2)
+    assert np.array_equal(create("robust_designer", 3, mu0=[0.2, -0.1, 0.1], players=2).means0, [[0.2, -0.1, 0.1]])
+    assert np.array_equal(create("robust_designer", 1, mu0=[0.3]).means0, [[0.3]])
