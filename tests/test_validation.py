@@ -91,7 +91,8 @@ def test_the_gate_asks_orders_of_u0_mT_and_the_feedbacks_and_a_tolerance_or_orde
     assert not verdict(u0=FIRST, mT=FIRST, mean=[tol, tol, 1.01 * tol], feedback=FIRST)[0]
     # u(0) and m(T) as before; several failures are all named
     ok, text = verdict(u0=[1e-2, 9e-3, 8e-3], mT=[1e-2, 1.2e-2, 1.4e-2], mean=FIRST, feedback=FIRST)
-    assert not ok and text == "FAIL (u0: orders 0.15, 0.17 (asked: >= 0.8); mT: orders -0.26, -0.22 (asked: >= 0.8))", text
+    assert not ok and text == ("FAIL (u0: orders 0.15, 0.17 (asked: >= 0.8); "
+                               "mT: orders -0.26, -0.22 (asked: >= 0.8))"), text
     # the leader-follower case: V0, V1, u0, u1 at t = 0 only
     lf = {q: FIRST for q in cases.LEADER_FOLLOWER_QUANTITIES}
     assert cases.gate(*_rows(H, **lf), leader_follower=True) == \

@@ -46,7 +46,8 @@ def case_config(case, n, nt):
     return validate({"model": copy.deepcopy(c["model"]),
                      "grid": {**c["grid"], "n": [n] * dim},
                      "time": {"T": c.get("T", 1.0), "nt": nt},
-                     "solver": {"tolerance": SOLVER_TOLERANCE, "damping": c.get("damping", 1.0), "max_iterations": 500}})
+                     "solver": {"tolerance": SOLVER_TOLERANCE, "damping": c.get("damping", 1.0),
+                                "max_iterations": 500}})
 
 
 def leader_follower_study(case):
