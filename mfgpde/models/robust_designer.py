@@ -118,8 +118,16 @@ class RobustDesigner(MFGModel):
         return [[j for j in range(p) if j != k] for k in range(p)]
 
     def _means0(self):
-        """Initial means (populations × q), original coordinates."""
+        """Initial means (populations × q), original coordinates.  A number is every
+        population's mean on every axis.  Otherwise: with one population, q numbers (or
+        one when q = 1); with P > 1 populations, one list of q numbers per population
+        ([[...], ...]), where for q = 1 a flat list of P numbers is the same.  With P > 1
+        and q > 1 a flat list is refused: one number per population and one per axis
+        would read alike when P = q."""
         value, p, q = self.mu0, self.populations, self.dim
+        if p > 1 and q > 1 and isinstance(value, list) and not all(isinstance(row, list) for row in value):
+            raise ModelError(f"model.mu0: with {p} populations on a {q}-D grid, a list of {p} lists of {q} "
+                             f"numbers (one list per population, [[...], ...]), or one number; got {value!r}")
         rows = value if isinstance(value, list) and p > 1 else [value] * p
         if len(rows) != p:
             raise ModelError(f"model.mu0: one entry per population ({p}), got {value!r}")
