@@ -18,7 +18,6 @@ import os
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from ..closedforms.robust_designer import RobustDesignerClosedForm
 from ..models.registry import create
 
 X0 = [1.0, 3.0, 2.0, 3.0, 2.0, 5.0, 4.0]            # the paper's x(0)
@@ -28,25 +27,10 @@ SCENARIOS = {"theta=0.01, sigma=0.01": (0.01, 0.01), "theta=0, sigma=0": (0.0, 0
 _ODE = {"method": "DOP853", "rtol": 1e-10, "atol": 1e-12, "dense_output": True}
 
 
-class InternalClosedForm(RobustDesignerClosedForm):
-    """The package's closed form with its two-point problem solved as the internal model
-    makes it: h does not depend on m̄, so h backward from −Sρ(T) (stable: φM ≥ 0 on range B),
-    then m̄ forward.  The shooting on h(0) of the base class amplifies round-off like
-    e^{√8 T} and overflows for T ≳ 10 at q = 7."""
-
-    def _two_point(self):
-        M, Q, S, q = self.M, self.Q, self.S, self.q
-        rho = lambda t: self.means0[0] * np.exp(-self.theta * t)  # noqa: E731
-        hb = solve_ivp(lambda s, h: -(self.phi(self.T - s) @ M @ h + Q @ rho(self.T - s)),
-                       (0.0, self.T), -S @ rho(self.T), **_ODE).sol
-        self._hpath = lambda t: hb(self.T - np.asarray(t, float))  # noqa: E731
-        self._mpath = self.mean_from(self.means0[0])
-        return lambda t: np.concatenate([self._mpath(t), self._hpath(t)])
-
-    def mean_from(self, x0):
-        """t ↦ E x(t) from x(0) = x0: x̄' = −M(φx̄ + h)."""
-        return solve_ivp(lambda t, x: -self.M @ (self.phi(t) @ x + self._hpath(t)),
-                         (0.0, self.T), np.asarray(x0, float), **_ODE).sol
+def mean_from(cf, x0):
+    """t ↦ E x(t) from x(0) = x0 under the equilibrium feedbacks: x̄' = −M(φx̄ + h)."""
+    return solve_ivp(lambda t, x: -cf.M @ (cf.phi(t) @ x + cf.h(t)), (0.0, cf.T), np.asarray(x0, float),
+                     **_ODE).sol
 
 
 def build(T=T_PAPER, gamma=GAMMA, theta=0.01, sigma=0.01, s0=0.01):
@@ -54,9 +38,7 @@ def build(T=T_PAPER, gamma=GAMMA, theta=0.01, sigma=0.01, s0=0.01):
     model = create("robust_designer", 7, players=3, R=1.0, Gamma=gamma, Q=1.0, S=1.0, sigma=sigma,
                    mu0=MBAR0, s0=s0, tracking="internal", theta=theta)
     model.set_horizon(T)
-    cf = InternalClosedForm(model.B_matrix, model.R_matrix, model.Gamma_matrix, model.Q_matrix, model.S_matrix,
-                            model.sigma, T, model.means0, model.s0, tracking="internal", theta=model.theta)
-    return model, cf
+    return model, model.closed_form(T).cf
 
 
 def simulate(cf, x0=X0, samples=1000, dt=DT_PAPER, seed=0):
@@ -65,7 +47,7 @@ def simulate(cf, x0=X0, samples=1000, dt=DT_PAPER, seed=0):
     nt = int(round(cf.T / dt))
     t = np.linspace(0.0, cf.T, nt + 1)
     dt = cf.T / nt
-    phi, h = cf.phi(t), cf._hpath(t)
+    phi, h = cf.phi(t), cf.h(t)
     Ku, Kw = -np.linalg.solve(cf.R, cf.B.T), -np.linalg.inv(cf.Gamma)
     rng = np.random.default_rng(seed)
     x = np.asarray(x0, float) + cf.s0 * rng.standard_normal((samples, cf.q))
@@ -88,13 +70,13 @@ def study(T=T_PAPER, gamma=GAMMA, theta=0.01, sigma=0.01, s0=0.01, x0=X0, sample
     """Closed form and Monte Carlo of one scenario: paths, allocations and consensus measures."""
     model, cf = build(T, gamma, theta, sigma, s0)
     t, mc_mean, mc_cov, euler = simulate(cf, x0, samples, dt, seed)
-    cf_mean = cf.mean_from(x0)(t).T
+    cf_mean = mean_from(cf, x0)(t).T
     cf_cov = np.array([cf.covariance(s) for s in t])
     B, x0 = cf.B, np.asarray(x0, float)
     rho = np.outer(np.exp(-theta * t), cf.means0[0])
     P = B @ np.linalg.solve(B.T @ B, B.T)                        # projection on range B
     e_ls = np.linalg.solve(B.T @ B, B.T @ (rho - mc_mean).T).T   # the paper's least-squares error
-    grad = np.einsum("ijk,kj->ki", cf.phi(t), mc_mean) + cf._hpath(t).T
+    grad = np.einsum("ijk,kj->ki", cf.phi(t), mc_mean) + cf.h(t).T
     alloc, w = -grad @ np.linalg.solve(cf.R, B.T).T, -grad @ np.linalg.inv(cf.Gamma).T
     surplus = alloc @ B.T - w                                    # s = Bũ − η with η = w*: the excess' drift
     eps = np.maximum(np.max(-surplus[:, :-1], axis=1), np.abs(surplus[:, -1]))  # in the ε-core
