@@ -34,6 +34,7 @@ def test_conjugate_time_of_the_three_player_game():
     assert model.tau_star > 1.9 * q7.T_PAPER
 
 
+@pytest.mark.slow
 def test_the_closed_form_holds_on_a_long_horizon():
     """The internal model's h backward, m̄ forward: finite at T = 50 (the shooting overflowed
     from T ≈ 10), h(T) = −Sρ(T), m̄(0) = m̄(0), and the mean from m̄(0) is the closed form's."""
