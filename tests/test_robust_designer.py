@@ -20,7 +20,10 @@ from mfgpde.validation.study import closed_form_errors, moments_path, observed_o
 
 NOPLOTS = ["--set", "output.plots=false"]
 TU2_SMALL = ["--set", "grid.n=[10,10,10]", "--set", "time.nt=8"]
-CHAIN_SMALL = ["--set", "grid.n=[40]", "--set", "time.nt=10", "--set", "time.T=2.0"]
+# 29 Picard sweeps rather than the run file's 78: what these tests claim (ranks agree, a
+# restart is exact) does not depend on the tolerance
+CHAIN_SMALL = ["--set", "grid.n=[40]", "--set", "time.nt=10", "--set", "time.T=2.0", "--set", "solver.tolerance=1e-5",
+               "--set", "solver.damping=0.8"]
 
 
 class _ScalarGame:
@@ -185,10 +188,10 @@ def test_the_hamiltonian_reads_the_current_mean():
         assert np.allclose(pair.terminal(x, _density(means, k)), 0.5 * (x[0] - other) ** 2, rtol=0, atol=1e-14)
 
 
-def _solve(model, n, nt, T, damping=0.5):
+def _solve(model, n, nt, T, damping=0.5, tolerance=1e-9):
     cfg = validate({"model": model, "grid": {"lower": [-2.0], "upper": [2.0], "n": [n]},
                     "time": {"T": T, "nt": nt},
-                    "solver": {"tolerance": 1e-9, "damping": damping, "max_iterations": 400}})
+                    "solver": {"tolerance": tolerance, "damping": damping, "max_iterations": 400}})
     problem = build_problem(cfg)
     solution = build_solver(problem, cfg, verbose=False)[0].solve()
     assert solution.converged, solution.status
@@ -203,7 +206,7 @@ CHAIN = {"name": "robust_designer", "graph": "chain", "populations": 5, "mu0": [
 def test_chain_reaches_consensus_with_the_closed_form_mean_dynamics():
     errors = []
     for n, nt in ((50, 25), (100, 50)):
-        problem, solution = _solve(dict(CHAIN), n, nt, T=2.0)
+        problem, solution = _solve(dict(CHAIN), n, nt, T=2.0, damping=0.8, tolerance=1e-7)  # errors ~1e-2
         cf = problem.model.closed_form(problem.T)
         means = np.array([moments_path(problem.grid, solution.m[k])[0][:, 0] for k in range(5)])
         exact = np.array([cf.mean(problem.t, k)[0] for k in range(5)])
