@@ -29,12 +29,8 @@ run: setup
 	timeout 1200 mpirun -n $(NP) $(VENV)/bin/mfgpde run runs/lq_mfg_1d.toml -o $(OUT)/lq_mfg_1d.h5
 	@echo "results: $(OUT)/lq_mfg_1d.h5 and $(OUT)/lq_mfg_1d_*.png ($(VENV)/bin/mfgpde info $(OUT)/lq_mfg_1d.h5)"
 
-# pytest-xdist's workers for make test (the slow files spread over the cores; each file's
-# tests stay on one worker, which keeps the module fixtures shared)
-WORKERS ?= 2
-
 test: setup
-	$(PY) -m pytest -q --require-mpi $$($(PY) -c 'import xdist' 2>/dev/null && echo "-n $(WORKERS) --dist loadfile") tests
+	$(PY) -m pytest -q --require-mpi tests
 
 test-fast: setup
 	$(PY) -m pytest -q -x -m "not slow and not mpi" tests

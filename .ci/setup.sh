@@ -47,8 +47,4 @@ if [ -n "$pp" ]; then echo "$pp" > "$site/debian-petsc4py.pth"; fi
     || { echo "setup: .venv cannot import the scientific stack" >&2; exit 2; }
 .venv/bin/python -c 'import sympy' 2>/dev/null \
     || echo "setup: note: sympy is missing; the symbolic Riccati derivation test will be skipped" >&2
-# pytest-xdist (a test tool only): `make test` runs on two workers with it, serially without.
-.venv/bin/python -c 'import xdist' 2>/dev/null \
-    || .venv/bin/python -m pip install -q "pytest-xdist>=3.1,<3.9" 2>/dev/null \
-    || echo "setup: note: pytest-xdist not installed; make test runs the suite on one worker" >&2
 echo "setup: .venv ready ($SYSPY)"

@@ -221,11 +221,8 @@ def pytest_collection_finish(session):
 
 
 def pytest_runtest_logreport(report):
-    """Counted where the reports arrive: in the session, or in pytest-xdist's controller,
-    which collects nothing itself (the mark travels in the report's keywords)."""
-    if "mpi" not in report.keywords:
+    if report.nodeid not in _MPI["selected"]:
         return
-    _MPI["selected"].add(report.nodeid)
     if report.skipped:
         _MPI["skipped"].add(report.nodeid)
     elif report.when == "call" and report.passed:
@@ -233,9 +230,8 @@ def pytest_runtest_logreport(report):
 
 
 def _mpi_problem(config):
-    """Why the session must fail for its MPI tests ('' when it need not); a pytest-xdist
-    worker sees only its share, and its controller decides."""
-    if config.option.collectonly or hasattr(config, "workerinput"):
+    """Why the session must fail for its MPI tests ('' when it need not)."""
+    if config.option.collectonly:
         return ""
     selected, passed, skipped = (_MPI[k] for k in ("selected", "passed", "skipped"))
     if not selected:
