@@ -1,5 +1,6 @@
 """`mfgpde validate`: the closed-form cases, each at three resolutions (h and dt halved)."""
 import copy
+import math
 
 from ..config import validate
 from ..pipelines.mfg import build_problem, build_solver
@@ -22,6 +23,19 @@ CASES = {
     "robust_indefinite": {"model": {"name": "robust_designer", "mu0": 0.3, "s0": 0.25, "sigma": 0.3, "Gamma": 0.5},
                           "grid": {"lower": [-2.7], "upper": [3.3]}, "T": 0.5, "damping": 0.5,
                           "resolutions": [(100, 50), (200, 100), (400, 200)]},
+    # the 2-player TU game (q = 3, B = coalitions): M = BBᵀ − 1/4 has eigenvalues −0.25, 0.75,
+    # 2.75 along the grid axes y1 (indefinite: the drift pushes the excess outwards), y2, y3;
+    # conjugate time 2 atan 2 = 2.2143 > T = 0.5.  The box is centred on the mean Vᵀmu0 = (0, 0.3/√2, 0.3/√6)
+    # (so the constant mean is met to round-off) and adapted to the directions: wide along y1,
+    # narrower along y2 and narrowest along y3, where the density contracts (std at T: 0.48,
+    # 0.34, 0.24); σ = 0.5 keeps it wide enough for these cells.  cells: per-axis multipliers
+    # of n (h = 0.167, 0.18, 0.075 at n = 16)
+    "robust_tu2": {"model": {"name": "robust_designer", "players": 2, "mu0": [0.2, -0.1, 0.1], "s0": 0.25,
+                             "sigma": 0.5, "Gamma": 4.0},
+                   "grid": {"lower": [-2.5, 0.3 / math.sqrt(2) - 1.8, 0.3 / math.sqrt(6) - 1.2],
+                            "upper": [2.5, 0.3 / math.sqrt(2) + 1.8, 0.3 / math.sqrt(6) + 1.2]},
+                   "cells": [1.875, 1.25, 2.0], "T": 0.5,
+                   "resolutions": [(16, 6), (32, 12), (64, 24)]},
     # five populations on a chain (Theorem 3): consensus of the means
     "robust_chain": {"model": {"name": "robust_designer", "graph": "chain", "populations": 5,
                                "mu0": [-1.0, -0.5, 0.0, 0.5, 1.0], "s0": 0.2, "sigma": 0.3,
@@ -42,9 +56,9 @@ MEAN_TOLERANCE = 100 * SOLVER_TOLERANCE  # a mean error at most this is round-of
 
 def case_config(case, n, nt):
     c = CASES[case]
-    dim = len(c["grid"]["lower"])
+    cells = c.get("cells", [1] * len(c["grid"]["lower"]))  # per-axis multipliers of n
     return validate({"model": copy.deepcopy(c["model"]),
-                     "grid": {**c["grid"], "n": [n] * dim},
+                     "grid": {**c["grid"], "n": [round(n * k) for k in cells]},
                      "time": {"T": c.get("T", 1.0), "nt": nt},
                      "solver": {"tolerance": SOLVER_TOLERANCE, "damping": c.get("damping", 1.0),
                                 "max_iterations": 500}})
