@@ -53,6 +53,26 @@ class Crowd(Threshold):
         return np.zeros(len(z))
 
 
+class Waves(Crowd):
+    """Paid cos(ω z(x)) where one is: from z = (1, 0), state 0 sending p to state 1 is
+    indifferent where cos(ωp) = cos(ω(1 − p)), at p = ½ + j π/ω; ω = 7π: seven mixed
+    equilibria, p = 1/14, 3/14, …, 13/14 (and no pure one: 1 − cos 7π ≠ 0)."""
+    name = "waves"
+    parameters = {"delta": 0.8, "omega": 7 * np.pi}
+
+    def follower_reward(self, z, b):
+        return np.repeat(np.cos(self.omega * z)[:, :, None], 2, axis=2)
+
+
+def test_every_mixed_equilibrium_is_found():
+    model, grid = Waves(), SimplexGrid(2, 280)
+    solver = MasterSolver(model, grid, leader_points=3)
+    last = np.cos(model.omega * grid.points)  # the last level's value: its reward, wherever one is
+    policies, valid = solver.equilibria(np.array([[1.0, 0.0]]), 0.0, last)
+    p = np.unique(np.round(policies[0, valid[0], 0, 1], 6))
+    assert np.allclose(p, (2 * np.arange(7) + 1) / 14, atol=2e-3), p
+
+
 @pytest.mark.parametrize("selection", ["optimistic", "pessimistic"])
 @pytest.mark.parametrize("model", [Threshold, pytest.param(Threshold3, marks=pytest.mark.slow)])
 def test_threshold_game_by_hand(selection, model):

@@ -45,10 +45,10 @@ class Stage:
 
 
 class MasterSolver:
-    def __init__(self, model, grid, selection="optimistic", leader_points=41, tol=1e-10, roots=3):
+    def __init__(self, model, grid, selection="optimistic", leader_points=41, tol=1e-10):
         if selection not in SELECTIONS:
             raise ValueError(f"solver.leader: one of {', '.join(SELECTIONS)}, got {selection!r}")
-        self.model, self.grid, self.selection, self.tol, self.roots = model, grid, selection, tol, roots
+        self.model, self.grid, self.selection, self.tol = model, grid, selection, tol
         actions = model.leader_actions()
         self.interval = isinstance(actions, tuple)
         self.candidates = np.linspace(*actions, leader_points) if self.interval else np.asarray(actions, float)
@@ -90,9 +90,11 @@ class MasterSolver:
 
     def _mixed(self, z, b, Vf_next, Q, x, a1, a2, rest, samples=41, bisections=36):
         """State x mixes a1 (prob. 1 − p) and a2 (prob. p), the others play `rest`: the
-        roots p ∈ (0, 1) of q(x, a2) − q(x, a1) at z'(p), the first `self.roots` per row
-        (sign changes on a sample grid, then bisection of all brackets at once)."""
-        k, R = len(z), self.roots
+        roots p ∈ (0, 1) of q(x, a2) − q(x, a1) at z'(p): every sign change on a grid of
+        `samples` points is bisected (all brackets of all rows at once), so every root is
+        found that lies alone in its sample interval (two roots closer than 1/(samples − 1)
+        can share one and cancel)."""
+        k = len(z)
         choice = list(rest[:x]) + [a1] + list(rest[x:])
         g0 = self._policy(k, choice)
         g1 = g0.copy()
@@ -109,7 +111,8 @@ class MasterSolver:
         p = np.broadcast_to(np.linspace(0.0, 1.0, samples), (k, samples))
         d = gap(p)
         change = (np.sign(d[:, :-1]) * np.sign(d[:, 1:]) < 0) | (d[:, :-1] == 0)  # a zero at a sample: a root
-        order = np.argsort(~change, axis=1, kind="stable")[:, :R]  # the first R brackets
+        R = max(1, int(change.sum(axis=1).max()))  # the most brackets of any row
+        order = np.argsort(~change, axis=1, kind="stable")[:, :R]
         has = np.take_along_axis(change, order, axis=1)
         lo, hi = np.take_along_axis(p[:, :-1], order, axis=1), np.take_along_axis(p[:, 1:], order, axis=1)
         dlo = np.take_along_axis(d[:, :-1], order, axis=1)
