@@ -1,6 +1,7 @@
 """The memory guard: limits (physical, RLIMIT_AS, cgroup via MFGPDE_CGROUP_ROOT), refusal
 before allocating in every family, and estimates within 30 % of measured peaks."""
 import functools
+import json
 import os
 import resource
 import subprocess
@@ -15,12 +16,42 @@ pytestmark = pytest.mark.slow  # a subprocess of Python and PETSc in every test
 GiB = 2 ** 30
 
 
-def _run(args, env=None, preexec=None, code=None):
-    """`python -m mfgpde ARGS` (or `python -c CODE`): (exit code, output, wall s, peak resident MB)."""
-    cmd = [sys.executable, "-c", code] if code else [sys.executable, "-m", "mfgpde", *map(str, args)]
+# A forked child's peak (ru_maxrss) starts at its parent's resident memory at the fork,
+# and this test process grows with the tests before it.  The children whose peaks are read
+# are therefore forked by a small Python process started for that (its own peak does not
+# pass to its children).
+_SPAWNER = """
+import json, os, subprocess, sys, time
+for line in sys.stdin:
+    cmd, env = json.loads(line)
     start = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                         env={**_env(), **(env or {})}, preexec_fn=preexec)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    text = p.stdout.read()
+    _, status, usage = os.wait4(p.pid, 0)
+    print(json.dumps([os.waitstatus_to_exitcode(status), text, time.perf_counter() - start,
+                      usage.ru_maxrss / 1024]), flush=True)
+"""
+
+
+@functools.lru_cache(maxsize=None)
+def _spawner():
+    return subprocess.Popen([sys.executable, "-c", _SPAWNER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+
+
+def _run(args, env=None, preexec=None, code=None):
+    """`python -m mfgpde ARGS` (or `python -c CODE`): (exit code, output, wall s, peak resident MB);
+    with `preexec` (a limit to set in the child) forked from this process, else by the spawner."""
+    cmd = [sys.executable, "-c", code] if code else [sys.executable, "-m", "mfgpde", *map(str, args)]
+    env = {**_env(), **(env or {})}
+    if preexec is None:
+        spawner = _spawner()
+        spawner.stdin.write(json.dumps([cmd, env]) + "\n")
+        spawner.stdin.flush()
+        return tuple(json.loads(spawner.stdout.readline()))
+    start = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                         preexec_fn=preexec)
     text = p.stdout.read()
     _, status, usage = os.wait4(p.pid, 0)
     return os.waitstatus_to_exitcode(status), text, time.perf_counter() - start, usage.ru_maxrss / 1024
@@ -28,9 +59,8 @@ def _run(args, env=None, preexec=None, code=None):
 
 @functools.lru_cache(maxsize=None)
 def _floor_mb():
-    """The peak a child that only imports mfgpde's solvers reports: a forked child's peak
-    includes this test process's resident memory at the fork, so refusals are compared to it
-    (measured once: every refusal test asked for the same child)."""
+    """The peak of a child that only imports mfgpde's solvers (measured once: every refusal
+    test asked for the same child)."""
     return _run(None, code="import petsc4py; petsc4py.init(); import mfgpde.pipelines.mfg")[3]
 
 
