@@ -400,10 +400,10 @@ class RobustDesignerClosedForm:
         depend on m̄: h is integrated backward (stable) and then m̄ forward.  Otherwise the
         linear two-point problem is solved by shooting on h(0), whose round-off grows like
         the forward growth of h (mild on the 1-D graphs this tracking serves)."""
-        p, q, M, Q = self.p, self.q, self.M, self.Q
-        n = p * q
         if self.tracking == "internal":
             return self._backward_then_forward()
+        p, q, M, Q = self.p, self.q, self.M, self.Q
+        n = p * q
 
         def rhs(t, z):
             means, h = z[:n].reshape(p, q), z[n:].reshape(p, q)
