@@ -20,7 +20,7 @@ SCRIPT = textwrap.dedent("""
     assert result.converged and result.u.shape == (7, 12, 10) and result.m is result.fields["m"]
     assert list(result.grid) == ["x", "y"] and len(result.t) == 7 and len(result.history["residual_u"]) >= 1
     result.save(out)
-    print("STATUS", result.status)
+    sys.stdout.write(f"STATUS {result.status}\\n")  # one write: the ranks' lines must not interleave
 """)
 
 

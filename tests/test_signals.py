@@ -58,9 +58,11 @@ class Run:
 
     def __init__(self, out, *extra):
         self.proc = mfgpde_background("run", *STUDY, "-o", out, *extra, nproc=2)
-        self.lines, self.received, self.start = [], [], time.monotonic()
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
+        self.lines, self.received, self.errors, self.start = [], [], [], time.monotonic()
+        self.readers = [threading.Thread(target=self._read, daemon=True),
+                        threading.Thread(target=lambda: self.errors.extend(self.proc.stderr), daemon=True)]
+        for reader in self.readers:
+            reader.start()
 
     def _read(self):
         for line in self.proc.stdout:
@@ -70,15 +72,20 @@ class Run:
     def wait_for(self, pattern, timeout=240):
         deadline = time.monotonic() + timeout
         while not any(re.search(pattern, line) for line in self.lines):
-            assert self.proc.poll() is None, f"the run ended before {pattern!r}: " + self.proc.stderr.read()
+            assert self.proc.poll() is None, f"the run ended before {pattern!r}: " + self.stderr()
             assert time.monotonic() < deadline, f"no {pattern!r} within {timeout} s"
             time.sleep(0.005)
 
     def finish(self, timeout=120):
         """(exit status, stderr) once the run has ended."""
-        err = self.proc.communicate(timeout=timeout)[1]
-        self.reader.join(timeout=10)
-        return self.proc.returncode, err
+        self.proc.wait(timeout=timeout)
+        return self.proc.returncode, self.stderr()
+
+    def stderr(self):
+        """The run's stderr once it has ended (both pipes are read by this object's threads)."""
+        for reader in self.readers:
+            reader.join(timeout=10)
+        return "".join(self.errors)
 
     def completed(self):
         return max((int(PICARD.match(line).group(1)) for line in self.lines if PICARD.match(line)), default=0)
