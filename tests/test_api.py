@@ -72,7 +72,7 @@ def test_solve_in_process_every_family_and_its_errors(tmp_path):
     assert not folder.exists()
     lf = mfgpde.solve(RUNS / "stackelberg_lq.toml", {"grid.n": 8, "time.nt": 4})
     assert lf.converged and "V0" in lf.fields
-    master = mfgpde.solve(RUNS / "infection_vaccination.toml", {"grid.n": 10, "solver.tolerance": 1e-5,
+    master = mfgpde.solve(RUNS / "infection_vaccination.toml", {"grid.n": 10, "solver.tolerance": 1e-2,
                                                                "solver.leader_points": 11})
     assert master.converged and master.attrs["kind"] == "stackelberg"
     with pytest.raises(mfgpde.ConfigError, match="grid.nn: unknown key"):

@@ -88,12 +88,14 @@ class MasterSolver:
                 valid.append(ok)
         return np.stack(policies, axis=1), np.stack(valid, axis=1)
 
-    def _mixed(self, z, b, Vf_next, Q, x, a1, a2, rest, samples=41, bisections=36):
+    def _mixed(self, z, b, Vf_next, Q, x, a1, a2, rest, samples=41, width=1e-13, iterations=100):
         """State x mixes a1 (prob. 1 − p) and a2 (prob. p), the others play `rest`: the
         roots p ∈ (0, 1) of q(x, a2) − q(x, a1) at z'(p): every sign change on a grid of
-        `samples` points is bisected (all brackets of all rows at once), so every root is
-        found that lies alone in its sample interval (two roots closer than 1/(samples − 1)
-        can share one and cancel)."""
+        `samples` points is narrowed to `width` by the Illinois method (all brackets of all
+        rows at once; a bracket stops when it is narrow, so a row's roots do not depend on
+        the rows beside it), so every root is found that lies alone in its sample interval
+        (two roots closer than 1/(samples − 1) can share one and cancel).  Between the
+        kinks of the linear interpolation the gap is affine in p, where the method is exact."""
         k = len(z)
         choice = list(rest[:x]) + [a1] + list(rest[x:])
         g0 = self._policy(k, choice)
@@ -115,16 +117,24 @@ class MasterSolver:
         order = np.argsort(~change, axis=1, kind="stable")[:, :R]
         has = np.take_along_axis(change, order, axis=1)
         lo, hi = np.take_along_axis(p[:, :-1], order, axis=1), np.take_along_axis(p[:, 1:], order, axis=1)
-        dlo = np.take_along_axis(d[:, :-1], order, axis=1)
-        hi = np.where(dlo == 0, lo, hi)
-        for _ in range(bisections):
-            mid = 0.5 * (lo + hi)
-            dm = gap(mid)
-            left = np.sign(dm) == np.sign(dlo)
-            lo, hi, dlo = np.where(left, mid, lo), np.where(left, hi, mid), np.where(left, dm, dlo)
+        flo, fhi = np.take_along_axis(d[:, :-1], order, axis=1), np.take_along_axis(d[:, 1:], order, axis=1)
+        root = np.where(flo == 0, lo, hi)
+        active = has & (flo != 0) & (fhi != 0)
+        for _ in range(iterations):
+            if not active.any():
+                break
+            denominator = np.where(active, fhi - flo, 1.0)
+            c = np.where(active, hi - fhi * (hi - lo) / denominator, root)
+            c = np.where((c > np.minimum(lo, hi)) & (c < np.maximum(lo, hi)), c, 0.5 * (lo + hi))
+            fc = gap(c)
+            across = np.sign(fc) != np.sign(fhi)  # the root lies between hi and c
+            flo = np.where(active, np.where(across, fhi, 0.5 * flo), flo)  # Illinois: halve the kept end
+            lo = np.where(active & across, hi, lo)
+            hi, fhi, root = np.where(active, c, hi), np.where(active, fc, fhi), np.where(active, c, root)
+            active &= (fc != 0) & (np.abs(hi - lo) > width)
         out = []
         for r in range(R):
-            pm = 0.5 * (lo[:, r] + hi[:, r])
+            pm = root[:, r]
             g = g0 + pm[:, None, None] * (g1 - g0)
             q = self._q(z, b, Vf_next, population_update(z, g, Q), Q)
             scale = self.tol * 1e3 * (1 + np.abs(q).max(axis=2))
