@@ -91,9 +91,9 @@ class MasterSolver:
     def _mixed(self, z, b, Vf_next, Q, x, a1, a2, rest, samples=41, width=1e-13, iterations=100):
         """State x mixes a1 (prob. 1 − p) and a2 (prob. p), the others play `rest`: the
         roots p ∈ (0, 1) of q(x, a2) − q(x, a1) at z'(p): every sign change on a grid of
-        `samples` points is narrowed to `width` by the Illinois method (all brackets of all
-        rows at once; a bracket stops when it is narrow, so a row's roots do not depend on
-        the rows beside it), so every root is found that lies alone in its sample interval
+        `samples` points is narrowed by the Illinois method until it or the step is below
+        `width` (all brackets of all rows at once; each stops on its own, so a row's roots
+        do not depend on the rows beside it), so every root is found that lies alone in its sample interval
         (two roots closer than 1/(samples − 1) can share one and cancel).  Between the
         kinks of the linear interpolation the gap is affine in p, where the method is exact."""
         k = len(z)
@@ -125,21 +125,24 @@ class MasterSolver:
                 break
             denominator = np.where(active, fhi - flo, 1.0)
             c = np.where(active, hi - fhi * (hi - lo) / denominator, root)
-            c = np.where((c > np.minimum(lo, hi)) & (c < np.maximum(lo, hi)), c, 0.5 * (lo + hi))
+            at_end = (c <= np.minimum(lo, hi)) | (c >= np.maximum(lo, hi))  # that end is a root to round-off
+            root = np.where(active & at_end, np.where(np.abs(flo) < np.abs(fhi), lo, hi), root)
+            active &= ~at_end
+            c = np.where(active, c, root)
             fc = gap(c)
             across = np.sign(fc) != np.sign(fhi)  # the root lies between hi and c
             flo = np.where(active, np.where(across, fhi, 0.5 * flo), flo)  # Illinois: halve the kept end
             lo = np.where(active & across, hi, lo)
+            moved = np.abs(c - root)
             hi, fhi, root = np.where(active, c, hi), np.where(active, fc, fhi), np.where(active, c, root)
-            active &= (fc != 0) & (np.abs(hi - lo) > width)
-        out = []
-        for r in range(R):
-            pm = root[:, r]
-            g = g0 + pm[:, None, None] * (g1 - g0)
-            q = self._q(z, b, Vf_next, population_update(z, g, Q), Q)
-            scale = self.tol * 1e3 * (1 + np.abs(q).max(axis=2))
-            support = (g > 0) & (q < (q.max(axis=2) - scale)[:, :, None])
-            out.append((g, has[:, r] & (pm > 0) & (pm < 1) & ~support.any(axis=(1, 2))))  # ends: pure
+            active &= (fc != 0) & (np.abs(hi - lo) > width) & (moved > width)
+        g = g0[:, None] + root[:, :, None, None] * (g1 - g0)[:, None]  # (k, R, S, A)
+        zs, bs, Qs, gs = np.repeat(z, R, axis=0), np.repeat(b, R), np.repeat(Q, R, axis=0), g.reshape(k * R, *g.shape[2:])
+        q = self._q(zs, bs, Vf_next, population_update(zs, gs, Qs), Qs).reshape(g.shape)
+        scale = self.tol * 1e3 * (1 + np.abs(q).max(axis=3))
+        support = (g > 0) & (q < (q.max(axis=3) - scale)[..., None])
+        ok = has & (root > 0) & (root < 1) & ~support.any(axis=(2, 3))  # the ends are pure prescriptions
+        out = [(g[:, r], ok[:, r]) for r in range(R)]
         return out
 
     # -- one time level -----------------------------------------------------------------
