@@ -237,7 +237,7 @@ def _check_petsc(cfg):
 def _validate_discrete(data):
     """[model], [grid] n (points per edge of the simplex), [time] T (steps, or "infinite" for
     the stationary master value), steps (of the forward path when infinite), z1 (the initial
-    population state), [solver] leader (optimistic | pessimistic), leader_points,
+    population state), [solver] leader (optimistic | pessimistic), epsilon, leader_points,
     tolerance, max_iterations, [output] file, plots."""
     cfg = _sections(data, "discrete")
     n, t, s = cfg["grid"]["n"], cfg["time"], cfg["solver"]
@@ -253,6 +253,11 @@ def _validate_discrete(data):
         raise ConfigError(f"time.z1: the initial population state, shares >= 0 summing to 1, got {z1!r}")
     if s["leader"] not in ("optimistic", "pessimistic"):
         raise ConfigError(f"solver.leader: optimistic or pessimistic, got {s['leader']!r}")
+    if not _is_number(s["epsilon"]) or not 0 <= s["epsilon"] <= HUGE:
+        raise ConfigError(f"solver.epsilon: a number >= 0, got {s['epsilon']!r}")
+    if s["epsilon"] > 0 and s["leader"] != "pessimistic":
+        raise ConfigError(f"solver.epsilon: only the pessimistic leader guards against ε-equilibria "
+                          f"(solver.leader = \"pessimistic\"), got leader {s['leader']!r}")
     if not _is_int(s["leader_points"]) or s["leader_points"] < 2:
         raise ConfigError(f"solver.leader_points: an integer >= 2, got {s['leader_points']!r}")
     if not _is_number(s["tolerance"]) or not s["tolerance"] >= 1e-14:

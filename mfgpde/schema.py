@@ -124,6 +124,9 @@ SCHEMA = {
             Key("leader", "`\"optimistic\"` \\| `\"pessimistic\"`", "optimistic",
                 "which follower equilibrium the leader assumes where there are several: the best for it, or the "
                 "worst"),
+            Key("epsilon", "number ≥ 0", 0.0, "the ε-pessimistic leader (with `leader = \"pessimistic\"`): "
+                                              "the worst ε-equilibrium of the followers, none of whom gains more "
+                                              "than ε by a one-step deviation; 0: the worst equilibrium"),
             Key("leader_points", "integer ≥ 2", 41, "candidate actions on a leader interval before the two "
                                                     "refinements"),
             Key("tolerance", "number ≥ 1e-14", 1e-9, "infinite horizon: stop when the sup-change of the master value "

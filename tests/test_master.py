@@ -1,5 +1,7 @@
 """The discrete-time Stackelberg master equation: games solved by hand, optimistic and
 pessimistic leaders, equilibrium checks on the studies, 1 rank = 2 ranks."""
+import json
+
 import h5py
 import numpy as np
 import pytest
@@ -88,6 +90,32 @@ def test_threshold_game_by_hand(selection, model):
         assert np.all((level.Vl >= 0.498) & (level.Vl < 0.5)) and np.allclose(share, 1.0)
 
 
+@pytest.mark.parametrize("epsilon", [0.005, 0.02, 0.08, 0.2])
+def test_epsilon_pessimistic_threshold_game_by_hand(epsilon):
+    """Against the worst ε-equilibrium at price b = ½ + u, all followers on one state may buy
+    with any probability p ≥ 1 − ε/u (none for u ≤ ε), so the leader earns (½ − u)(1 − ε/u),
+    largest at u = √(ε/2): V(ε) = ½ + ε − √(2ε).  Exact where the population is on one state
+    (one mixing state is enumerated); never below it, and non-increasing in ε, elsewhere."""
+    grid = SimplexGrid(2, 4)
+    (level,) = MasterSolver(Threshold(), grid, selection="pessimistic", epsilon=epsilon).finite(1)
+    value, u = 0.5 + epsilon - np.sqrt(2 * epsilon), np.sqrt(epsilon / 2)
+    vertices = [0, grid.size - 1]
+    assert np.allclose(level.Vl[vertices], value, atol=1e-6), level.Vl  # the price grid: 2e-4 apart
+    assert np.allclose(level.leader[vertices], 0.5 + u, atol=2e-3), level.leader
+    assert np.all(level.Vl >= value - 1e-6)
+    (wider,) = MasterSolver(Threshold(), grid, selection="pessimistic", epsilon=1.5 * epsilon).finite(1)
+    assert np.all(wider.Vl <= level.Vl + 1e-12)
+
+
+def test_epsilon_zero_is_the_pessimistic_leader_and_needs_it():
+    grid = SimplexGrid(2, 4)
+    plain = MasterSolver(Threshold(), grid, selection="pessimistic").finite(1)[0]
+    zero = MasterSolver(Threshold(), grid, selection="pessimistic", epsilon=0.0).finite(1)[0]
+    assert np.array_equal(plain.Vl, zero.Vl) and np.array_equal(plain.leader, zero.leader)
+    with pytest.raises(ValueError, match="solver.epsilon"):
+        MasterSolver(Threshold(), grid, selection="optimistic", epsilon=0.1)
+
+
 def test_leader_without_effect_gives_the_plain_mean_field_equilibrium():
     model = Crowd()
     solver = MasterSolver(model, SimplexGrid(2, 20), leader_points=3)
@@ -114,8 +142,13 @@ def test_followers_cannot_gain_along_the_infection_path():
 @pytest.mark.mpi
 @pytest.mark.parametrize("run, sets", [("infection_vaccination", ["--set", "grid.n=10", "--set", "time.steps=6",
                                                                    "--set", "solver.tolerance=1e-3"]),
-                                       ("technology_adoption", ["--set", "grid.n=16", "--set", "time.T=5"])])
+                                       ("technology_adoption", ["--set", "grid.n=16", "--set", "time.T=5"]),
+                                       ("infection_vaccination", ["--set", "grid.n=10", "--set", "time.T=6",
+                                                                  "--set", "solver.leader='pessimistic'",
+                                                                  "--set", "solver.epsilon=0.002"])])
 def test_studies_are_equilibria_and_rank_independent(run, sets, tmp_path):
+    """The followers gain nothing by deviating along the path (at most ε/(1 − δ), the sum of
+    one-step gains of ε, for the ε-pessimistic leader); 1 and 2 ranks give the same bits."""
     fields = {}
     for nproc in (None, 2):
         out = tmp_path / f"{nproc or 1}.h5"
@@ -123,7 +156,9 @@ def test_studies_are_equilibria_and_rank_independent(run, sets, tmp_path):
                       "--set", "output.plots=false", "-o", out, nproc=nproc)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
         with h5py.File(out, "r") as f:
-            assert f.attrs["follower_exploitability"] < 1e-9
+            cfg = json.loads(f.attrs["config"])
+            bound = cfg["solver"]["epsilon"] / (1 - cfg["model"].get("delta", 0.0))
+            assert f.attrs["follower_exploitability"] <= bound + 1e-9
             assert f.attrs["leader_gain"] < 1e-2
             fields[nproc] = {k: f["solution"][k][()] for k in f["solution"]}
             fields[nproc]["path"] = f["trajectory/z"][()]
@@ -132,6 +167,7 @@ def test_studies_are_equilibria_and_rank_independent(run, sets, tmp_path):
 
 
 @pytest.mark.parametrize("sets, key", [(["time.z1=[0.5, 0.6]"], "time.z1"), (["solver.leader='greedy'"], "solver.leader"),
+                                       (["solver.epsilon=-0.1"], "solver.epsilon"), (["solver.epsilon=0.1"], "solver.epsilon"),
                                        (["time.T=0"], "time.T"), (["model.lam=-1.0"], "model.lam"),
                                        (["grid.n=0"], "grid.n"), (["grid.lower=[0.0]"], "grid.lower")])
 def test_bad_discrete_input_is_one_line(sets, key, tmp_path):

@@ -17,6 +17,7 @@ TINY = {
     "congestion_2d.toml": ("mfg", ["grid.n=[8, 8]", "time.nt=4"]),
     "infection_vaccination.toml": ("master", ["grid.n=6", "time.steps=2", "solver.leader_points=5",
                                               "solver.tolerance=1e-4"]),
+    "infection_epsilon.toml": ("master", ["grid.n=6", "time.T=3", "solver.leader_points=5"]),
     "infection_vaccination_021.toml": ("master", ["grid.n=6", "time.steps=2", "solver.leader_points=5",
                                                   "solver.tolerance=1e-4"]),
     "lq_mfg_1d.toml": ("mfg", ["grid.n=[16]", "time.nt=4"]),

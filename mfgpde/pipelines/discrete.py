@@ -22,7 +22,7 @@ STAGE_FIELDS = {"leader": ("point",), "policy": ("point", "state", "action"), "z
 # levels: model, grid and time must match (io/checkpoint.MUST_MATCH), and so must the
 # leader's selection and candidate actions, which decide every level.  solver.tolerance and
 # max_iterations (of the infinite horizon) may change: the iteration goes on to the new ones.
-RESTART_MUST_MATCH = ("leader", "leader_points")
+RESTART_MUST_MATCH = ("leader", "epsilon", "leader_points")
 
 
 @dataclass
@@ -44,7 +44,8 @@ def build(cfg):
     grid = SimplexGrid(len(model.states), cfg["grid"]["n"])
     s = cfg["solver"]
     try:
-        solver = MasterSolver(model, grid, selection=s["leader"], leader_points=s["leader_points"])
+        solver = MasterSolver(model, grid, selection=s["leader"], leader_points=s["leader_points"],
+                              epsilon=float(s["epsilon"]))
     except ValueError as e:
         raise ConfigError(str(e)) from None
     return model, grid, solver

@@ -11,6 +11,10 @@ prints the equilibrium response there, which would make it a Nash best response)
 is enumerated: every pure prescription, and every prescription where one state mixes
 between two actions (its indifference solved for the mixing probability).  Where E has
 several members the leader is optimistic (best for it) or pessimistic (worst; Guo, Hu & Zhang 2022).
+The ε-pessimistic leader guards against the worst ε-equilibrium: a prescription from which
+no state's follower gains more than ε by deviating for one step (the continuation values
+fixed); ε = 0 is the pessimistic leader.  The ε-equilibria of a mixed family form intervals
+of its mixing probability, enumerated on its sample points (and its exact roots).
 Values between grid points are interpolated linearly; rows of z are independent, so the
 grid's points are split over MPI ranks and the result does not depend on their number.
 """
@@ -32,6 +36,39 @@ def _above(value, rtol):
     return np.where(np.isfinite(value), finite + rtol * (1 + np.abs(finite)), value)
 
 
+def _roots(fun, p, d, width=1e-13, iterations=100):
+    """Roots of fun (rows k, points n → (k, n)) from its values d at the sample points p
+    (k, samples): every sign change is narrowed by the Illinois method (regula falsi with
+    the kept end's value halved) until the bracket or the step is below `width`, all
+    brackets of all rows at once, each stopping on its own so that a row's roots do not
+    depend on the rows beside it; exact where fun is affine.  (roots (k, R), found (k, R)),
+    R the most sign changes of any row."""
+    change = (np.sign(d[:, :-1]) * np.sign(d[:, 1:]) < 0) | (d[:, :-1] == 0)  # a zero at a sample: a root
+    R = max(1, int(change.sum(axis=1).max()))
+    order = np.argsort(~change, axis=1, kind="stable")[:, :R]
+    has = np.take_along_axis(change, order, axis=1)
+    lo, hi = np.take_along_axis(p[:, :-1], order, axis=1), np.take_along_axis(p[:, 1:], order, axis=1)
+    flo, fhi = np.take_along_axis(d[:, :-1], order, axis=1), np.take_along_axis(d[:, 1:], order, axis=1)
+    root = np.where(flo == 0, lo, hi)
+    active = has & (flo != 0) & (fhi != 0)
+    for _ in range(iterations):
+        if not active.any():
+            break
+        c = np.where(active, hi - fhi * (hi - lo) / np.where(active, fhi - flo, 1.0), root)
+        at_end = (c <= np.minimum(lo, hi)) | (c >= np.maximum(lo, hi))  # that end is a root to round-off
+        root = np.where(active & at_end, np.where(np.abs(flo) < np.abs(fhi), lo, hi), root)
+        active &= ~at_end
+        c = np.where(active, c, root)
+        fc = fun(c)
+        across = np.sign(fc) != np.sign(fhi)  # the root lies between hi and c
+        flo = np.where(active, np.where(across, fhi, 0.5 * flo), flo)
+        lo = np.where(active & across, hi, lo)
+        moved = np.abs(c - root)
+        hi, fhi, root = np.where(active, c, hi), np.where(active, fc, fhi), np.where(active, c, root)
+        active &= (fc != 0) & (np.abs(hi - lo) > width) & (moved > width)
+    return root, has
+
+
 @dataclass
 class Stage:
     """One time level at the rows z: the leader's action, the followers' prescription,
@@ -45,10 +82,12 @@ class Stage:
 
 
 class MasterSolver:
-    def __init__(self, model, grid, selection="optimistic", leader_points=41, tol=1e-10):
+    def __init__(self, model, grid, selection="optimistic", leader_points=41, tol=1e-10, epsilon=0.0):
         if selection not in SELECTIONS:
             raise ValueError(f"solver.leader: one of {', '.join(SELECTIONS)}, got {selection!r}")
-        self.model, self.grid, self.selection, self.tol = model, grid, selection, tol
+        if not epsilon >= 0 or (epsilon > 0 and selection != "pessimistic"):
+            raise ValueError(f"solver.epsilon: a number >= 0, above 0 only for the pessimistic leader, got {epsilon!r}")
+        self.model, self.grid, self.selection, self.tol, self.epsilon = model, grid, selection, tol, epsilon
         actions = model.leader_actions()
         self.interval = isinstance(actions, tuple)
         self.candidates = np.linspace(*actions, leader_points) if self.interval else np.asarray(actions, float)
@@ -71,31 +110,36 @@ class MasterSolver:
         g[:, np.arange(S), choice] = 1.0
         return g
 
+    def _within(self, g, q):
+        """Whether the prescriptions g (..., S, A) are ε-equilibria of q: no state's follower
+        gains more than ε (plus round-off) by another action this step."""
+        value = np.einsum("...xa,...xa->...x", g, q)
+        best = q.max(axis=-1)
+        return np.all(value >= best - self.epsilon - self.tol * (1 + np.abs(q).max(axis=-1)), axis=-1)
+
     def equilibria(self, z, b, Vf_next):
         """All follower equilibria found at the rows z for leader action b:
-        policies (k, E, S, A), valid (k, E)."""
+        policies (k, E, S, A), valid (k, E).  With ε > 0: the pure ε-equilibria, the exact
+        mixed ones, and the ε-equilibria among each mixed family's sample points."""
         k, Q = len(z), self.model.transition(z, b)
         policies, valid = [], []
         for choice in self.pure:
             g = self._policy(k, choice)
             q = self._q(z, b, Vf_next, population_update(z, g, Q), Q)
-            chosen = np.take_along_axis(q, np.broadcast_to(choice, (k, len(choice)))[:, :, None], axis=2)[:, :, 0]
             policies.append(g)
-            valid.append(np.all(chosen >= q.max(axis=2) - self.tol * (1 + np.abs(q).max(axis=2)), axis=1))
+            valid.append(self._within(g, q))
         for x, a1, a2, rest in self.mixed:
             for g, ok in self._mixed(z, b, Vf_next, Q, x, a1, a2, rest):
                 policies.append(g)
                 valid.append(ok)
         return np.stack(policies, axis=1), np.stack(valid, axis=1)
 
-    def _mixed(self, z, b, Vf_next, Q, x, a1, a2, rest, samples=41, width=1e-13, iterations=100):
+    def _mixed(self, z, b, Vf_next, Q, x, a1, a2, rest, samples=41):
         """State x mixes a1 (prob. 1 − p) and a2 (prob. p), the others play `rest`: the
-        roots p ∈ (0, 1) of q(x, a2) − q(x, a1) at z'(p): every sign change on a grid of
-        `samples` points is narrowed by the Illinois method until it or the step is below
-        `width` (all brackets of all rows at once; each stops on its own, so a row's roots
-        do not depend on the rows beside it), so every root is found that lies alone in its sample interval
-        (two roots closer than 1/(samples − 1) can share one and cancel).  Between the
-        kinks of the linear interpolation the gap is affine in p, where the method is exact."""
+        roots p ∈ (0, 1) of q(x, a2) − q(x, a1) at z'(p), every one alone in its interval
+        of the `samples`-point grid (two roots closer than 1/(samples − 1) can share one
+        and cancel).  With ε > 0 also the sample points and the ends of the intervals of p
+        where the prescription is an ε-equilibrium.  [(policies (k, S, A), valid (k,))]"""
         k = len(z)
         choice = list(rest[:x]) + [a1] + list(rest[x:])
         g0 = self._policy(k, choice)
@@ -104,45 +148,37 @@ class MasterSolver:
         z0, z1 = population_update(z, g0, Q), population_update(z, g1, Q)
         b = np.broadcast_to(b, (k,))
 
-        def gap(p):  # p: (k, n) → (k, n)
+        def q_at(p):  # p: (k, n) → q (k, n, S, A)
             n = p.shape[1]
             zn = (z0[:, None] + p[..., None] * (z1 - z0)[:, None]).reshape(k * n, -1)
             q = self._q(np.repeat(z, n, axis=0), np.repeat(b, n), Vf_next, zn, np.repeat(Q, n, axis=0))
-            q = q.reshape(k, n, *q.shape[1:])
+            return q.reshape(k, n, *q.shape[1:])
+
+        def policy(p):  # p: (k, n) → (k, n, S, A)
+            return g0[:, None] + p[..., None, None] * (g1 - g0)[:, None]
+
+        def gap(p):
+            q = q_at(p)
             return q[:, :, x, a2] - q[:, :, x, a1]
+
+        def slack(p):  # ≥ 0 where the prescription is an ε-equilibrium
+            q = q_at(p)
+            return np.min(np.einsum("knxa,knxa->knx", policy(p), q) - q.max(axis=3) + self.epsilon, axis=2)
         p = np.broadcast_to(np.linspace(0.0, 1.0, samples), (k, samples))
-        d = gap(p)
-        change = (np.sign(d[:, :-1]) * np.sign(d[:, 1:]) < 0) | (d[:, :-1] == 0)  # a zero at a sample: a root
-        R = max(1, int(change.sum(axis=1).max()))  # the most brackets of any row
-        order = np.argsort(~change, axis=1, kind="stable")[:, :R]
-        has = np.take_along_axis(change, order, axis=1)
-        lo, hi = np.take_along_axis(p[:, :-1], order, axis=1), np.take_along_axis(p[:, 1:], order, axis=1)
-        flo, fhi = np.take_along_axis(d[:, :-1], order, axis=1), np.take_along_axis(d[:, 1:], order, axis=1)
-        root = np.where(flo == 0, lo, hi)
-        active = has & (flo != 0) & (fhi != 0)
-        for _ in range(iterations):
-            if not active.any():
-                break
-            denominator = np.where(active, fhi - flo, 1.0)
-            c = np.where(active, hi - fhi * (hi - lo) / denominator, root)
-            at_end = (c <= np.minimum(lo, hi)) | (c >= np.maximum(lo, hi))  # that end is a root to round-off
-            root = np.where(active & at_end, np.where(np.abs(flo) < np.abs(fhi), lo, hi), root)
-            active &= ~at_end
-            c = np.where(active, c, root)
-            fc = gap(c)
-            across = np.sign(fc) != np.sign(fhi)  # the root lies between hi and c
-            flo = np.where(active, np.where(across, fhi, 0.5 * flo), flo)  # Illinois: halve the kept end
-            lo = np.where(active & across, hi, lo)
-            moved = np.abs(c - root)
-            hi, fhi, root = np.where(active, c, hi), np.where(active, fc, fhi), np.where(active, c, root)
-            active &= (fc != 0) & (np.abs(hi - lo) > width) & (moved > width)
-        g = g0[:, None] + root[:, :, None, None] * (g1 - g0)[:, None]  # (k, R, S, A)
-        zs, bs, Qs, gs = np.repeat(z, R, axis=0), np.repeat(b, R), np.repeat(Q, R, axis=0), g.reshape(k * R, *g.shape[2:])
-        q = self._q(zs, bs, Vf_next, population_update(zs, gs, Qs), Qs).reshape(g.shape)
+        q_samples = q_at(p)
+        root, has = _roots(gap, p, q_samples[:, :, x, a2] - q_samples[:, :, x, a1])
+        g, q = policy(root), q_at(root)
         scale = self.tol * 1e3 * (1 + np.abs(q).max(axis=3))
         support = (g > 0) & (q < (q.max(axis=3) - scale)[..., None])
         ok = has & (root > 0) & (root < 1) & ~support.any(axis=(2, 3))  # the ends are pure prescriptions
-        out = [(g[:, r], ok[:, r]) for r in range(R)]
+        out = [(g[:, r], ok[:, r]) for r in range(root.shape[1])]
+        if self.epsilon > 0:
+            g = policy(p[:, 1:-1])
+            out += [(g[:, j], self._within(g[:, j], q_samples[:, j + 1])) for j in range(samples - 2)]
+            ends, has = _roots(slack, p, slack(p))
+            g = policy(ends)
+            ok = has & (ends > 0) & (ends < 1) & self._within(g, q_at(ends))
+            out += [(g[:, r], ok[:, r]) for r in range(ends.shape[1])]
         return out
 
     # -- one time level -----------------------------------------------------------------
