@@ -120,7 +120,8 @@ class MasterSolver:
     def equilibria(self, z, b, Vf_next):
         """All follower equilibria found at the rows z for leader action b:
         policies (k, E, S, A), valid (k, E).  With ε > 0: the pure ε-equilibria, the exact
-        mixed ones, and the ε-equilibria among each mixed family's sample points."""
+        mixed ones, and each mixed family's ε-equilibria at its sample points and at the
+        ends of its ε-intervals."""
         k, Q = len(z), self.model.transition(z, b)
         policies, valid = [], []
         for choice in self.pure:
