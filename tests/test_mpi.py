@@ -32,6 +32,25 @@ def test_one_and_two_ranks_agree(case, tmp_path):
         assert np.max(np.abs(out[None][k] - out[2][k])) < 1e-10, k
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("case, sets", [("lq_mfg_2d", SMALL["lq_mfg_2d"]),
+                                        ("congestion_2d", ["--set", "grid.n=[24,20]", "--set", "time.nt=8"])])
+def test_three_and_four_ranks_give_the_one_rank_fields(case, sets, tmp_path):
+    """Partitions DMDA makes for 3 (3×1) and 4 (2×2) ranks of a 24×20 grid: the 1-rank fields
+    to the linear solvers' tolerance (block Jacobi differs per partition)."""
+    out = {}
+    for nproc in (None, 3, 4):
+        path = tmp_path / f"{case}_{nproc or 1}.h5"
+        proc = mfgpde("run", RUNS / f"{case}.toml", *sets, "--set", "output.plots=false", "-o", path, nproc=nproc)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        with h5py.File(path, "r") as f:
+            assert f.attrs["mpi_ranks"] == (nproc or 1)
+            out[nproc] = {k: f["solution"][k][()] for k in ("u", "m")}
+    for nproc in (3, 4):
+        for k in ("u", "m"):
+            assert np.max(np.abs(out[None][k] - out[nproc][k])) < 1e-10, (nproc, k)
+
+
 def test_more_ranks_than_cells_is_bad_input(tmp_path):
     proc = mfgpde("run", RUNS / "lq_mfg_1d.toml", "--set", "grid.n=[2]", "-o", tmp_path / "x.h5", nproc=3)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr + proc.stdout
