@@ -16,8 +16,8 @@ import pytest
 from scipy.integrate import quad, solve_ivp
 from scipy.linalg import expm
 
-from mfgpde.closedforms.robust_designer import (RobustDesignerClosedForm, coalition_matrix, conjugate_search,
-                                                conjugate_time, neighbour_weights)
+from mfgpde.closedforms.conjugate import conjugate_search, conjugate_time
+from mfgpde.closedforms.robust_designer import RobustDesignerClosedForm, coalition_matrix, neighbour_weights
 
 ODE_TOL = dict(method="DOP853", rtol=1e-11, atol=1e-13)
 B2, I2, I3 = coalition_matrix(2), np.eye(2), np.eye(3)

@@ -23,8 +23,8 @@ import math
 
 import numpy as np
 
-from ..closedforms.robust_designer import (GridClosedForm, RobustDesignerClosedForm, coalition_matrix,
-                                           conjugate_search, neighbour_weights)
+from ..closedforms.conjugate import conjugate_search
+from ..closedforms.robust_designer import GridClosedForm, RobustDesignerClosedForm, coalition_matrix, neighbour_weights
 from ..config import HUGE
 from .base import MFGModel, ModelError
 from .registry import register
