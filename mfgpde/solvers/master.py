@@ -14,7 +14,8 @@ several members the leader is optimistic (best for it) or pessimistic (worst; Gu
 The ε-pessimistic leader guards against the worst ε-equilibrium: a prescription from which
 no state's follower gains more than ε by deviating for one step (the continuation values
 fixed); ε = 0 is the pessimistic leader.  The ε-equilibria of a mixed family form intervals
-of its mixing probability, enumerated on its sample points (and its exact roots).
+of its mixing probability, enumerated by their ends, the sample points inside them and the
+exact roots (two states mixing are not enumerated).
 Values between grid points are interpolated linearly; rows of z are independent, so the
 grid's points are split over MPI ranks and the result does not depend on their number.
 """
