@@ -111,12 +111,15 @@ class MasterSolver:
         g[:, np.arange(S), choice] = 1.0
         return g
 
+    @staticmethod
+    def _gain(g, q):
+        """Each state's best one-step deviation gain (..., S) under the prescriptions g (..., S, A)."""
+        return q.max(axis=-1) - np.einsum("...xa,...xa->...x", g, q)
+
     def _within(self, g, q):
-        """Whether the prescriptions g (..., S, A) are ε-equilibria of q: no state's follower
-        gains more than ε (plus round-off) by another action this step."""
-        value = np.einsum("...xa,...xa->...x", g, q)
-        best = q.max(axis=-1)
-        return np.all(value >= best - self.epsilon - self.tol * (1 + np.abs(q).max(axis=-1)), axis=-1)
+        """Whether the prescriptions g are ε-equilibria of q: no state's follower gains more
+        than ε (plus round-off) by another action this step."""
+        return np.all(self._gain(g, q) <= self.epsilon + self.tol * (1 + np.abs(q).max(axis=-1)), axis=-1)
 
     def equilibria(self, z, b, Vf_next):
         """All follower equilibria found at the rows z for leader action b:
@@ -163,9 +166,8 @@ class MasterSolver:
             q = q_at(p)
             return q[:, :, x, a2] - q[:, :, x, a1]
 
-        def slack(p):  # ≥ 0 where the prescription is an ε-equilibrium
-            q = q_at(p)
-            return np.min(np.einsum("knxa,knxa->knx", policy(p), q) - q.max(axis=3) + self.epsilon, axis=2)
+        def slack(p, q=None):  # ≥ 0 where the prescription is an ε-equilibrium
+            return self.epsilon - np.max(self._gain(policy(p), q_at(p) if q is None else q), axis=2)
         p = np.broadcast_to(np.linspace(0.0, 1.0, samples), (k, samples))
         q_samples = q_at(p)
         root, has = _roots(gap, p, q_samples[:, :, x, a2] - q_samples[:, :, x, a1])
@@ -177,7 +179,7 @@ class MasterSolver:
         if self.epsilon > 0:
             g = policy(p[:, 1:-1])
             out += [(g[:, j], self._within(g[:, j], q_samples[:, j + 1])) for j in range(samples - 2)]
-            ends, has = _roots(slack, p, slack(p))
+            ends, has = _roots(slack, p, slack(p, q_samples))
             g = policy(ends)
             ok = has & (ends > 0) & (ends < 1) & self._within(g, q_at(ends))
             out += [(g[:, r], ok[:, r]) for r in range(ends.shape[1])]
