@@ -18,13 +18,37 @@ class Stencil:
         self._rows = cols[0].reshape(-1, 1, order="F").astype(PETSc.IntType)
         self._cols = np.stack([c.ravel(order="F") for c in cols], axis=1).astype(PETSc.IntType)
         self._work = None
+        self._csr = None
 
     def matrix(self):
-        """An empty matrix with the grid's layout and the star pattern preallocated."""
+        """An empty matrix with the grid's layout and the star pattern preallocated.  On one
+        rank it is built on value arrays that `assemble` fills in place."""
         mat = self.grid.da.createMatrix()
         mat.setOption(PETSc.Mat.Option.NEW_NONZERO_ALLOCATION_ERR, True)
+        if self._csr is None:
+            self._csr = self._positions(mat)
+        if self.grid.comm.Get_size() == 1:
+            ai, aj = self._csr[:2]
+            values = np.zeros(len(aj), dtype=PETSc.ScalarType)
+            mat = PETSc.Mat().createAIJWithArrays(mat.getSizes(), (ai, aj, values), comm=mat.getComm())
+            mat.setAttr("stencil_values", values)
         return mat
 
+    def _positions(self, mat):
+        """The CSR pattern (row pointers, global columns) of the owned rows, and the position
+        in its value array of each stencil entry (N, 2d+1), and on one rank of each entry of
+        the transpose (repeated positions: a wall's neighbour folded onto the diagonal)."""
+        ai, aj, _ = mat.getValuesCSR()
+        ncols = np.int64(mat.getSize()[1])
+        lg = self.grid.da.getLGMap().getIndices()
+        start = mat.getOwnershipRange()[0]
+        rows, cols = lg[self._rows[:, 0]].astype(np.int64) - start, lg[self._cols].astype(np.int64)
+        keys = np.repeat(np.arange(len(ai) - 1, dtype=np.int64), np.diff(ai)) * ncols + aj
+        pos = np.searchsorted(keys, rows[:, None] * ncols + cols)
+        transpose = None
+        if self.grid.comm.Get_size() == 1:
+            transpose = np.searchsorted(keys, cols * ncols + rows[:, None])
+        return ai, aj, pos, transpose
     def laplacian_coefficients(self, weights=None):
         """Coefficients of Σ_d w_d ∂²_d discretised (w_d = 1: Δ_h)."""
         h = self.grid.h
@@ -106,11 +130,16 @@ class Stencil:
         return out
 
     def assemble(self, mat, coefficients, transpose=False):
-        """mat ← the operator (or its transpose) with the given coefficients."""
-        if transpose:
-            coefficients = self.transposed(coefficients)
-        vals = np.ascontiguousarray(self.flat(coefficients), dtype=PETSc.ScalarType)
-        mat.zeroEntries()
-        mat.setValuesLocalRCV(self._rows, self._cols, vals, addv=PETSc.InsertMode.ADD_VALUES)
+        """mat ← the operator (or its transpose) with the given coefficients; mat from matrix()."""
+        ai, aj, pos, pos_t = self._csr
+        values = mat.getAttr("stencil_values")
+        if transpose and values is None:  # several ranks: the transpose's rows need neighbours' values
+            coefficients, transpose = self.transposed(coefficients), False
+        summed = np.bincount((pos_t if transpose else pos).ravel(), weights=self.flat(coefficients).ravel(),
+                             minlength=len(aj))
+        if values is None:
+            mat.setValuesCSR(ai, aj, summed)
+        else:
+            values[:] = summed
         mat.assemble()
         return mat
