@@ -28,8 +28,12 @@ def test_one_and_two_ranks_agree(case, tmp_path):
         with h5py.File(path, "r") as f:
             assert f.attrs["mpi_ranks"] == (nproc or 1)
             out[nproc] = {k: f["solution"][k][()] for k in ("u", "m")}
-    for k in ("u", "m"):
-        assert np.max(np.abs(out[None][k] - out[2][k])) < 1e-10, k
+    for k in ("u", "m"):  # the default coupling's sweeps solve to a tenth of its tolerance (1e-8)
+        assert _relative(out[None][k], out[2][k]) < 1e-8, k
+
+
+def _relative(a, b):
+    return np.max(np.abs(a - b)) / np.max(np.abs(a))
 
 
 @pytest.mark.slow
@@ -37,7 +41,8 @@ def test_one_and_two_ranks_agree(case, tmp_path):
                                         ("congestion_2d", ["--set", "grid.n=[24,20]", "--set", "time.nt=8"])])
 def test_three_and_four_ranks_give_the_one_rank_fields(case, sets, tmp_path):
     """Partitions DMDA makes for 3 (3×1) and 4 (2×2) ranks of a 24×20 grid: the 1-rank fields
-    to the linear solvers' tolerance (block Jacobi differs per partition)."""
+    to the coupling's tolerance (block Jacobi differs per partition, and the sweeps are
+    solved to a tenth of that tolerance)."""
     out = {}
     for nproc in (None, 3, 4):
         path = tmp_path / f"{case}_{nproc or 1}.h5"
@@ -48,7 +53,7 @@ def test_three_and_four_ranks_give_the_one_rank_fields(case, sets, tmp_path):
             out[nproc] = {k: f["solution"][k][()] for k in ("u", "m")}
     for nproc in (3, 4):
         for k in ("u", "m"):
-            assert np.max(np.abs(out[None][k] - out[nproc][k])) < 1e-10, (nproc, k)
+            assert _relative(out[None][k], out[nproc][k]) < 1e-8, (nproc, k)
 
 
 def test_more_ranks_than_cells_is_bad_input(tmp_path):

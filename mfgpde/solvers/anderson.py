@@ -25,6 +25,9 @@ from .picard import Solution, iteration_info, relative_change
 from .problem import SolverError
 
 CONVERGED = PETSc.SNES.ConvergedReason.CONVERGED_FNORM_ABS
+# Inexact sweeps: evaluation k solves its HJB steps and Fokker–Planck steps to the relative
+# accuracy eta = FORCING · (the changes of evaluation k − 1), within [FLOOR · tol, LOOSEST].
+FORCING, FLOOR, LOOSEST = 1e-4, 1e-1, 1e-4
 
 
 class AndersonSolver:
@@ -84,6 +87,10 @@ class AndersonSolver:
         densities = self._densities(x)
         self.u_prev[:], self.m_prev[:] = self.u, self.m
         first = self.k == self.first
+        previous = LOOSEST / FORCING if first else max(self.du, self.dm)
+        eta = min(LOOSEST, max(FORCING * previous, FLOOR * self.tol))
+        self.hjb.set_accuracy(eta)
+        self.fp.set_accuracy(eta)
         self.hjb.solve(None, self.u, warm=not first or self.warm, densities=densities)
         self.m[0] = self.m0
         self.fp.solve(self.u, None, self.m, guess=None if first else self.m_prev, densities=densities)

@@ -24,6 +24,7 @@ class HJBStep:
         self.u_next = None
         self.density = None
         self.t = 0.0
+        self.forcing = None
 
     def residual(self, snes, u, f):
         grid = self.problem.grid
@@ -31,6 +32,10 @@ class HJBStep:
 
     def jacobian(self, snes, u, J, P):
         pb = self.problem
+        if self.forcing is not None:  # one Newton step should reach the target |F| <= atol
+            atol = snes.getTolerances()[1]
+            snes.getKSP().setTolerances(rtol=float(np.clip(0.5 * atol / max(snes.getFunctionNorm(), 1e-300),
+                                                           *self.forcing)))
         pb.stencil.assemble(P, pb.hjb_jacobian(self.t, pb.grid.padded(u), self.density))
         if J != P:
             J.assemble()
@@ -53,21 +58,31 @@ class HJBSolver:
         configure_default(self.snes.getKSP(), grid, linear_rtol, dominance(grid, problem.nu, problem.dt))
         self.snes.setFromOptions()
         # warm starts (a previous iterate) begin with a small residual, so rtol alone would
-        # over-solve them: also stop at |F| <= STEP_ATOL·|u^{n+1}|_∞/dt·√N, a relative change
-        # of u far below any coupling tolerance (unless -hjb_snes_atol is given)
+        # over-solve them: also stop at |F|_2 <= step_tol·|u^{n+1}|_∞/dt, with step_tol
+        # STEP_ATOL·√N, a relative change of u far below any coupling tolerance, unless
+        # set_accuracy loosens it (or -hjb_snes_atol is given)
         self.scaled_atol = not PETSc.Options().hasName(prefix + "snes_atol")
-        self._sqrt_points = float(np.sqrt(np.prod(grid.n)))
+        self.step_tol = STEP_ATOL * float(np.sqrt(np.prod(grid.n)))
         self._u = grid.create_vec()
         self.newton_iterations = 0
         self.linear_iterations = 0
+
+    def set_accuracy(self, step_tol, forcing=(1e-6, 1e-1)):
+        """Inexact steps: Newton stops at |F|_2 <= step_tol·|u^{n+1}|_∞/dt, which bounds the
+        step's sup error by about step_tol·|u^{n+1}|_∞ (the level matrix is at least I/dt),
+        and each linear solve aims at that target (rtol within `forcing`), unless
+        -hjb_snes_atol or -hjb_ksp_rtol is given."""
+        opts, prefix = PETSc.Options(), self.snes.getOptionsPrefix()
+        self.step_tol = step_tol
+        self.ctx.forcing = None if opts.hasName(prefix + "ksp_rtol") or not self.scaled_atol else forcing
 
     def step(self, t, u_next, density, guess, name="HJB"):
         """u^n from u^{n+1} = u_next at time t, Newton started from `guess` (owned blocks)."""
         self.ctx.t, self.ctx.u_next, self.ctx.density = t, u_next, density
         grid = self.problem.grid
         if self.scaled_atol:
-            scale = max(grid.max_abs(u_next), 1e-300) / self.problem.dt * self._sqrt_points
-            self.snes.setTolerances(atol=max(STEP_ATOL * scale, 1e-11))
+            scale = max(grid.max_abs(u_next), 1e-300) / self.problem.dt
+            self.snes.setTolerances(atol=max(self.step_tol * scale, 1e-11))
         grid.set_owned(self._u, guess)
         self.snes.solve(None, self._u)
         reason = self.snes.getConvergedReason()
