@@ -15,7 +15,7 @@ from mfgpde.bench.baseline import scipy_anderson  # noqa: E402
 from mfgpde.config import load  # noqa: E402
 from mfgpde.pipelines.mfg import build_problem  # noqa: E402
 from mfgpde.solvers import AndersonSolver, MassMonitor, PicardSolver, check_finite  # noqa: E402
-from mfgpde.solvers.linear import ILU_MAX_RATIO, level_solver  # noqa: E402
+from mfgpde.solvers.linear import ILU_MAX_RATIO, SSOR_MAX_RATIO, level_solver  # noqa: E402
 
 
 def _problem(runfile, n, nt, *sets):
@@ -119,19 +119,24 @@ def _grid(dim, cells, ranks):
 @pytest.mark.parametrize("dim, cells, ranks, ratio, choice", [
     (1, 1000, 1, 1e3, "lu"),                      # 1-D, one rank: tridiagonal LU
     (1, 1000, 2, 0.5, "ilu"),                     # 1-D over ranks: no serial factor
-    (2, 65, 1, 0.5, "ilu"),                       # small 2-D, dominant diagonal
+    (2, 65, 1, 0.5, "ssor"),                      # small 2-D, dominant diagonal
+    (2, 257, 1, SSOR_MAX_RATIO, "ssor"),
+    (2, 257, 1, 1.01 * SSOR_MAX_RATIO, "ilu"),
+    (2, 257, 2, 0.5, "ilu"),                      # over ranks: block Jacobi/ILU
     (2, 65, 1, 2 * ILU_MAX_RATIO, "lu"),          # small 2-D, ILU would need many iterations
     (2, 257, 1, ILU_MAX_RATIO, "ilu"),
     (2, 257, 1, 1.01 * ILU_MAX_RATIO, "amg"),
     (2, 65, 2, 2 * ILU_MAX_RATIO, "amg"),         # small 2-D over ranks
     (3, 16, 1, 2 * ILU_MAX_RATIO, "amg"),         # 3-D never factored (fill)
-    (3, 16, 1, 1.0, "ilu"),
+    (3, 16, 1, 1.0, "ssor"),
+    (3, 16, 1, 2 * SSOR_MAX_RATIO, "ilu"),
 ])
 def test_level_solver_rule(dim, cells, ranks, ratio, choice):
     assert level_solver(_grid(dim, cells, ranks), ratio) == choice
 
 
-@pytest.mark.parametrize("ratio_sets, pc", [(["time.T=0.5"], "bjacobi"), (["time.T=100.0"], "hypre")])
+@pytest.mark.parametrize("ratio_sets, pc", [(["time.T=0.1"], "eisenstat"), (["time.T=0.5"], "bjacobi"),
+                                           (["time.T=100.0"], "hypre")])
 def test_rule_sets_the_solver_and_options_override_it(ratio_sets, pc):
     """The rule's choice is what the HJB and Fokker–Planck solvers get; -hjb_pc_type wins."""
     from petsc4py import PETSc

@@ -22,11 +22,11 @@ class Stencil:
 
     def matrix(self):
         """An empty matrix with the grid's layout and the star pattern preallocated.  On one
-        rank it is built on value arrays that `assemble` fills in place."""
+        rank it is built on a value array that `assemble` fills in place."""
         mat = self.grid.da.createMatrix()
         mat.setOption(PETSc.Mat.Option.NEW_NONZERO_ALLOCATION_ERR, True)
         if self._csr is None:
-            self._csr = self._positions(mat)
+            self._csr = self._plans(mat)
         if self.grid.comm.Get_size() == 1:
             ai, aj = self._csr[:2]
             values = np.zeros(len(aj), dtype=PETSc.ScalarType)
@@ -34,21 +34,27 @@ class Stencil:
             mat.setAttr("stencil_values", values)
         return mat
 
-    def _positions(self, mat):
-        """The CSR pattern (row pointers, global columns) of the owned rows, and the position
-        in its value array of each stencil entry (N, 2d+1), and on one rank of each entry of
-        the transpose (repeated positions: a wall's neighbour folded onto the diagonal)."""
+    def _plans(self, mat):
+        """The CSR pattern (row pointers, global columns) of the owned rows, and for each entry
+        of a coefficient array (2d+1, *owned_shape), in its memory order, the position in the
+        CSR values it adds onto: for the operator, and on one rank for its transpose
+        (repeated positions: a wall's neighbour folded onto the diagonal)."""
         ai, aj, _ = mat.getValuesCSR()
         ncols = np.int64(mat.getSize()[1])
         lg = self.grid.da.getLGMap().getIndices()
         start = mat.getOwnershipRange()[0]
         rows, cols = lg[self._rows[:, 0]].astype(np.int64) - start, lg[self._cols].astype(np.int64)
         keys = np.repeat(np.arange(len(ai) - 1, dtype=np.int64), np.diff(ai)) * ncols + aj
-        pos = np.searchsorted(keys, rows[:, None] * ncols + cols)
+        shape = self.grid.owned_shape
+
+        def native(pos):  # (point in F order, slot) -> (slot, *shape) in C order
+            return np.moveaxis(pos.reshape(shape + (self.width,), order="F"), -1, 0).ravel()
+        pos = native(np.searchsorted(keys, rows[:, None] * ncols + cols))
         transpose = None
         if self.grid.comm.Get_size() == 1:
-            transpose = np.searchsorted(keys, cols * ncols + rows[:, None])
+            transpose = native(np.searchsorted(keys, cols * ncols + rows[:, None]))
         return ai, aj, pos, transpose
+
     def laplacian_coefficients(self, weights=None):
         """Coefficients of Σ_d w_d ∂²_d discretised (w_d = 1: Δ_h)."""
         h = self.grid.h
@@ -135,8 +141,8 @@ class Stencil:
         values = mat.getAttr("stencil_values")
         if transpose and values is None:  # several ranks: the transpose's rows need neighbours' values
             coefficients, transpose = self.transposed(coefficients), False
-        summed = np.bincount((pos_t if transpose else pos).ravel(), weights=self.flat(coefficients).ravel(),
-                             minlength=len(aj))
+        summed = np.bincount(pos_t if transpose else pos, minlength=len(aj),
+                             weights=np.ascontiguousarray(coefficients, dtype=PETSc.ScalarType).ravel())
         if values is None:
             mat.setValuesCSR(ai, aj, summed)
         else:

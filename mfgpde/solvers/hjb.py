@@ -25,18 +25,23 @@ class HJBStep:
         self.density = None
         self.t = 0.0
         self.forcing = None
+        self.last = None
 
     def residual(self, snes, u, f):
-        grid = self.problem.grid
-        grid.set_owned(f, self.problem.hjb_residual(self.t, grid.padded(u), self.u_next, self.density))
+        pb, grid = self.problem, self.problem.grid
+        padded = grid.padded(u)
+        self.last = (padded, pb.upwind(padded))  # SNES asks for the Jacobian where it last evaluated F
+        grid.set_owned(f, pb.hjb_residual(self.t, padded, self.u_next, self.density, up=self.last[1]))
 
     def jacobian(self, snes, u, J, P):
         pb = self.problem
+        padded = pb.grid.padded(u)
+        up = self.last[1] if self.last is not None and np.array_equal(self.last[0], padded) else None
         if self.forcing is not None:  # one Newton step should reach the target |F| <= atol
             atol = snes.getTolerances()[1]
             snes.getKSP().setTolerances(rtol=float(np.clip(0.5 * atol / max(snes.getFunctionNorm(), 1e-300),
                                                            *self.forcing)))
-        pb.stencil.assemble(P, pb.hjb_jacobian(self.t, pb.grid.padded(u), self.density))
+        pb.stencil.assemble(P, pb.hjb_jacobian(self.t, padded, self.density, up=up))
         if J != P:
             J.assemble()
 

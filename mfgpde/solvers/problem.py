@@ -26,6 +26,9 @@ class MFGProblem:
         self.x = grid.local_coordinates()
         self.stencil = Stencil(grid)
         self.laplacian = self.stencil.laplacian_coefficients()
+        self._zero = [np.zeros(grid.owned_shape)] * grid.dim
+        self._H0 = (None, None, None)  # (t, density, H(t, x, 0; density)) of the last residual
+        self._diffusion = (None, None)  # (ν, ν Δ_h coefficients)
 
     @property
     def nu(self):
@@ -60,10 +63,11 @@ class MFGProblem:
         return Upwind([b for b, _ in split], [f for _, f in split],
                       [b != 0 for b, _ in split], [f != 0 for _, f in split])
 
-    def eo(self, fn, up, *args):
-        """fn(p_b) + fn(p_f) − fn(0) for a function of p, elementwise over lists."""
-        zero = [np.zeros(self.grid.owned_shape)] * self.grid.dim
-        a, b, c = fn(up.backward, *args), fn(up.forward, *args), fn(zero, *args)
+    def eo(self, fn, up, *args, at_zero=None):
+        """fn(p_b) + fn(p_f) − fn(0) for a function of p, elementwise over lists (fn(0) given
+        as `at_zero` when known)."""
+        a, b = fn(up.backward, *args), fn(up.forward, *args)
+        c = fn(self._zero, *args) if at_zero is None else at_zero
         if isinstance(a, list):
             return [x + y - z for x, y, z in zip(a, b, c)]
         return a + b - c
@@ -77,7 +81,10 @@ class MFGProblem:
         """(u − u^{n+1})/dt + ρu − νΔ_h u + H_EO(x, p⁻, p⁺; m^{n+1})."""
         u = padded_u[(slice(1, -1),) * self.grid.dim]
         up = up or self.upwind(padded_u)
-        H = self.eo(lambda p: self.model.hamiltonian(t, self.x, p, density), up)
+        H = lambda p: self.model.hamiltonian(t, self.x, p, density)  # noqa: E731
+        if self._H0[0] != t or self._H0[1] is not density:  # the same for every Newton step of a level
+            self._H0 = (t, density, H(self._zero))
+        H = self.eo(H, up, at_zero=self._H0[2])
         return ((u - u_next) / self.dt + self.model.rho * u - self.model.nu * laplacian(padded_u, self.grid.h)
                 + H)
 
@@ -98,9 +105,17 @@ class MFGProblem:
             if m is not None:
                 dH = [a + m * self._owned(b) for a, b in zip(dH, self.model.d2H_dpdm(t, self.x, p, density))]
             parts.append([np.where(k, v, 0.0) for k, v in zip(mask, dH)])
-        c = self.stencil.drift_coefficients(*parts) - self.model.nu * self.laplacian
+        c = self.stencil.drift_coefficients(*parts)
+        c -= self.diffusion()
         c[0] += 1.0 / self.dt
         return c
+
+    def diffusion(self):
+        """Coefficients of ν Δ_h."""
+        nu = self.model.nu
+        if self._diffusion[0] is None or not np.array_equal(self._diffusion[0], nu):
+            self._diffusion = (np.array(nu, copy=True), nu * self.laplacian)
+        return self._diffusion[1]
 
 
 @dataclass
