@@ -22,7 +22,7 @@ def _cfg(tmp_path, name="test_poisoned_lq", **model):
 
 
 def test_nan_mid_run_names_solver_iteration_and_time_and_keeps_the_checkpoint(tmp_path, poisoned_lq):
-    cfg = _cfg(tmp_path, calls=400)
+    cfg = _cfg(tmp_path, calls=250)
     poisoned_lq.arm(cfg)
     out = tmp_path / "x.h5"
     with pytest.raises(SolverError, match=r"Picard iteration \d+: HJB Newton did not converge at t="):
@@ -34,7 +34,7 @@ def test_nan_mid_run_names_solver_iteration_and_time_and_keeps_the_checkpoint(tm
 
 
 def test_inf_mid_run_names_solver_iteration_and_time_and_keeps_the_checkpoint(tmp_path, poisoned_lq):
-    cfg = _cfg(tmp_path, "test_inf_poisoned_lq", calls=400)
+    cfg = _cfg(tmp_path, "test_inf_poisoned_lq", calls=250)
     poisoned_lq.arm(cfg)
     out = tmp_path / "x.h5"
     with pytest.raises(SolverError, match=r"Picard iteration \d+: HJB Newton did not converge at t="):

@@ -85,13 +85,17 @@ class ControlledHJB:
         possible = lo <= hi
         return np.where(possible, lo, low), np.where(possible, hi, high)
 
-    def hjb_residual(self, t, padded, v_next, drift):
-        q = self.policy(padded, drift)[1]
+    def linearisation(self, t, padded, drift):
+        """What the residual and the Jacobian at one point share: the policy (u, q)."""
+        return self.policy(padded, drift)
+
+    def hjb_residual(self, t, padded, v_next, drift, up=None):
+        q = (up or self.policy(padded, drift))[1]
         v = padded[(slice(1, -1),) * self.grid.dim]
         return (v - v_next) / self.dt + self.rho * v - laplacian(padded, self.grid.h, self.nu) - q
 
-    def hjb_jacobian(self, t, padded, drift):
-        u = self.policy(padded, drift)[0]
+    def hjb_jacobian(self, t, padded, drift, up=None):
+        u = (up or self.policy(padded, drift))[0]
         b = [np.broadcast_to(a + c * u, self.grid.owned_shape) for a, c in zip(drift.a, drift.c)]
         coeffs = (self.stencil.drift_coefficients([-np.minimum(v, 0.0) for v in b], [-np.maximum(v, 0.0) for v in b])
                   - self.diffusion)

@@ -30,7 +30,7 @@ class HJBStep:
     def residual(self, snes, u, f):
         pb, grid = self.problem, self.problem.grid
         padded = grid.padded(u)
-        self.last = (padded, pb.upwind(padded))  # SNES asks for the Jacobian where it last evaluated F
+        self.last = (padded, pb.linearisation(self.t, padded, self.density))  # SNES asks for J where it last evaluated F
         grid.set_owned(f, pb.hjb_residual(self.t, padded, self.u_next, self.density, up=self.last[1]))
 
     def jacobian(self, snes, u, J, P):

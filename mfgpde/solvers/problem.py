@@ -63,6 +63,10 @@ class MFGProblem:
         return Upwind([b for b, _ in split], [f for _, f in split],
                       [b != 0 for b, _ in split], [f != 0 for _, f in split])
 
+    def linearisation(self, t, padded_u, density):
+        """What the residual and the Jacobian at one point share: the upwind split."""
+        return self.upwind(padded_u)
+
     def eo(self, fn, up, *args, at_zero=None):
         """fn(p_b) + fn(p_f) − fn(0) for a function of p, elementwise over lists (fn(0) given
         as `at_zero` when known)."""
