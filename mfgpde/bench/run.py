@@ -141,8 +141,8 @@ def sweep_bound(runfile, n, nt):
     A = st.assemble(st.matrix(), pb.hjb_jacobian(0.0, grid.padded(b), density))
     b.setRandom()
     x = grid.create_vec()
-    candidates = {"gmres+ilu": ("gmres", "ilu"), "gmres+ssor": ("gmres", "eisenstat"), "gmres+hypre": ("gmres", "hypre"),
-                  "gmres+gamg": ("gmres", "gamg")}
+    candidates = {"gmres+ilu": ("gmres", "ilu"), "gmres+sor": ("gmres", "sor"), "gmres+eisenstat": ("gmres", "eisenstat"),
+                  "gmres+hypre": ("gmres", "hypre"), "gmres+gamg": ("gmres", "gamg")}
     if np.prod(n) <= 200_000:
         candidates["lu"] = ("preonly", "lu")
     best = (np.inf, None)

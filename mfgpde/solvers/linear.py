@@ -6,8 +6,8 @@ from petsc4py import PETSc
 # Crossovers measured per solve to rtol 1e-10, set-up included (docs/benchmarks.md):
 # BoomerAMG's iteration count stays flat while ILU's grows with ν·dt/h²; GAMG stalls.
 ILU_MAX_RATIO = 12.0
-# On one rank, SSOR (Eisenstat's form: no set-up, a sweep pair per iteration) beats ILU(0)
-# below this ratio at the loose tolerances of the default coupling's sweeps.
+# SSOR (PCSOR's local symmetric sweeps: no set-up) beats ILU(0) below this ratio at the
+# loose tolerances of the default coupling's sweeps.
 SSOR_MAX_RATIO = 4.0
 DIRECT_MAX_POINTS = 20_000  # 2-D, one rank: sparse LU beats ILU where ILU needs many iterations
 
@@ -20,13 +20,13 @@ def dominance(grid, nu, dt):
 def level_solver(grid, ratio):
     """The default for level matrices of dominance `ratio` on this grid and rank count:
     "lu" on one rank for 1-D grids, and for small 2-D grids where ILU would need many
-    iterations; "ssor" (GMRES with Eisenstat's SSOR) on one rank up to SSOR_MAX_RATIO;
+    iterations; "ssor" (GMRES with SSOR, local to each rank) up to SSOR_MAX_RATIO;
     "ilu" (GMRES with ILU(0), block Jacobi/ILU across ranks) up to ILU_MAX_RATIO; "amg"
     (GMRES with hypre BoomerAMG, GAMG without hypre) beyond."""
     serial, points = grid.comm.Get_size() == 1, int(np.prod(grid.n))
     if serial and (grid.dim == 1 or (grid.dim == 2 and points <= DIRECT_MAX_POINTS and ratio > ILU_MAX_RATIO)):
         return "lu"
-    if serial and ratio <= SSOR_MAX_RATIO:
+    if ratio <= SSOR_MAX_RATIO:
         return "ssor"
     return "ilu" if ratio <= ILU_MAX_RATIO else "amg"
 
@@ -46,7 +46,7 @@ def configure_default(ksp, grid, rtol, ratio):
     ksp.setNormType(PETSc.KSP.NormType.UNPRECONDITIONED)
     ksp.setTolerances(rtol=rtol, atol=1e-50, max_it=2000)
     if choice == "ssor":
-        pc.setType(PETSc.PC.Type.EISENSTAT)
+        pc.setType(PETSc.PC.Type.SOR)
     elif choice == "ilu":
         pc.setType(PETSc.PC.Type.BJACOBI)
     elif PETSc.Sys.hasExternalPackage("hypre"):
