@@ -74,7 +74,7 @@ def test_fallback_to_picard_when_a_sweep_fails(monkeypatch):
     pb = _problem("lq_mfg_1d.toml", [60], 10)
     calls = []
 
-    def broken(self, x):
+    def broken(self, x, f):
         calls.append(1)
         raise anderson.SolverError("HJB Newton did not converge at t=0.5 (SNES reason -3)")
     monkeypatch.setattr(anderson.AndersonSolver, "_evaluate", broken)

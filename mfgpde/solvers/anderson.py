@@ -77,8 +77,9 @@ class AndersonSolver:
                          for n in range(1, pb.nt + 1)]
 
     # -- one evaluation and the mixing ----------------------------------------------
-    def _evaluate(self, x):
-        """Φ(x) (a view of m̃'s levels 1..nt, or the means) after one exact sweep; sets du, dm."""
+    def _evaluate(self, x, f):
+        """Φ(x) (a view of m̃'s levels 1..nt, or the means) after one sweep, and f ← Φ(x) − x
+        (single precision); sets du, dm."""
         grid = self.problem.grid
         densities = self._densities(x)
         self.u_prev[:], self.m_prev[:] = self.u, self.m
@@ -92,7 +93,8 @@ class AndersonSolver:
         self.fp.solve(self.u, None, self.m, guess=None if first else self.m_prev, densities=densities)
         phi = self._unknown(self.m)
         sup = lambda a: grid.comm.allreduce(float(np.max(np.abs(a), initial=0.0)), op=MPI.MAX)  # noqa: E731
-        residual = sup(phi - x) / max(sup(phi), 1e-300)
+        np.subtract(phi, x, out=f, casting="unsafe")
+        residual = sup(f) / max(sup(phi), 1e-300)
         du = relative_change(grid, self.u, self.u_prev)
         dm = max(relative_change(grid, self.m, self.m_prev), residual)
         info = iteration_info(grid, self.k, du, dm, self.u, self.m, self.start, kind="anderson")
@@ -110,25 +112,26 @@ class AndersonSolver:
     def _mix(self, x):
         """Anderson's iteration from x until converged or out of iterations (x is reused)."""
         comm = self.problem.grid.comm
+        dot = lambda a, b: np.einsum("i,i->", a, b, dtype=np.float64)  # noqa: E731  (no double copies)
         dF, dG = [], []  # the last `depth` differences, single precision
-        f_prev = g_prev = None
+        f, f_prev, g_prev = np.empty(x.size, np.float32), None, None
         while True:
             if not self.through_mean:
                 np.maximum(x, 0.0, out=x)  # mixing may undershoot 0
-            g = self._evaluate(x)
+            g = self._evaluate(x, f)
             if self.done or self.k > self.max_iterations:
                 return
-            f = g - x
             if f_prev is not None:  # Φ of the evaluation before is m_prev's levels (or kept means)
                 g_prev = g_prev if self.through_mean else self._unknown(self.m_prev)
-                dF.append(np.subtract(f, f_prev, out=f_prev).astype(np.float32))
-                dG.append((g - g_prev).astype(np.float32))
+                dF.append(np.subtract(f, f_prev, out=f_prev))
+                dG.append(np.subtract(g, g_prev, out=np.empty_like(f), casting="unsafe"))
                 if len(dF) > self.depth:
                     del dF[0], dG[0]
-            f_prev, g_prev = f, g.copy() if self.through_mean else None
+            f_prev, f = f, np.empty_like(f)
+            g_prev = g.copy() if self.through_mean else None
             x[:] = g
             if dF:
-                local = np.array([[np.dot(a, b) for b in dF] + [np.dot(a, f)] for a in dF], dtype=float)
+                local = np.array([[dot(a, b) for b in dF] + [dot(a, f_prev)] for a in dF])
                 system = comm.allreduce(local)  # the normal equations ΔFᵀΔF γ = ΔFᵀ f, one reduction
                 gamma = np.linalg.lstsq(system[:, :-1], system[:, -1], rcond=1e-13)[0]
                 for c, d in zip(gamma, dG):
