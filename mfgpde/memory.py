@@ -34,9 +34,9 @@ DIRECT_FILL = (761e6, 9.6e4, 1.40)   # measured 761 MB above the baseline at 9.6
 FIELDSPLIT_SHARE = 0.6                # the two fields factored apart, against the whole system
 NEWTON_PATHS = 4                     # Newton's iterates and the Picard hand-over
 # Anderson: u, m, their previous evaluation and a sweep's temporaries; with the density
-# path as unknown, x, f, f_prev, the 2·depth single-precision differences and a mixing
-# step's temporaries, in vectors of nt levels
-ANDERSON_PATHS, ANDERSON_VECTORS = 9, 3 + 5 + 2
+# path as unknown, x, the single-precision f, f_prev and 2·depth differences, in vectors of
+# nt levels (measured at 257²×100: 530 MB for LQ, 843 MB for congestion)
+ANDERSON_PATHS, ANDERSON_VECTORS = 8, 6
 LEADER_FOLLOWER_PATHS = 6.0          # follower paths V1, u1, their work and gathered copies
 MASTER_ROW = 160.0                    # bytes per (point, trial action, equilibrium, S^2 A) entry
 
