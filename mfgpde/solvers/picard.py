@@ -35,8 +35,9 @@ def relative_change(grid, new, old):
     """max|new − old| / max|new| over whole paths (level by level: no path-sized temporaries)."""
     change = max((float(np.max(np.abs(a - b), initial=0.0)) for a, b in zip(new, old)), default=0.0)
     size = max((float(np.max(np.abs(a), initial=0.0)) for a in new), default=0.0)
-    change, size = grid.comm.allreduce(np.array([change, size]), op=MPI.MAX)
-    return change / max(size, 1e-300)
+    both = np.array([change, size])
+    grid.comm.Allreduce(MPI.IN_PLACE, both, op=MPI.MAX)
+    return both[0] / max(both[1], 1e-300)
 
 
 def iteration_info(grid, k, du, dm, u, m_new, start, kind="picard"):
