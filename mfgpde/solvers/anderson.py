@@ -13,8 +13,10 @@ vectors, 1 GB of the 1.5 GB of a 257²×100 congestion run).
 
 The unknown x is what the model reads of the density: the mean path μ^1..μ^nt (nt·dim
 numbers on rank 0) for a model that reads it only through its mean, otherwise the density
-path m^1..m^nt.  Every evaluation is one exact HJB + Fokker–Planck sweep, so u and m̃ of
-the last evaluation are a Picard iterate: m̃ conserves mass and stays non-negative.
+path m^1..m^nt.  Every evaluation is one HJB + Fokker–Planck sweep, solved to a relative
+accuracy set by the previous evaluation's changes (FORCING below), so u and m̃ of the last
+evaluation are a Picard iterate to a tenth of `tol`: m̃ conserves mass and stays
+non-negative.
 Stopped when the relative sup-changes of u and m̃ between evaluations and the relative
 residual |x − Φ(x)| are all below `tol`.  A mixed density path is cut at 0 before it is
 evaluated.
