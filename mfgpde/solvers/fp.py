@@ -49,6 +49,7 @@ class FPSolver:
         (the iterate the HJB saw, or the Density of every level given).  Krylov solves
         start from guess[n + 1] where given (a nearly converged path), otherwise from m^n."""
         pb, grid = self.problem, self.problem.grid
+        mass = grid.integrate(m_path[0]) if self.loose else None
         for n in range(pb.nt):
             poll(grid.comm)
             grid.set_owned(self._b, u_path[n])
@@ -71,5 +72,5 @@ class FPSolver:
             m_path[n + 1] = grid.owned(self._m)
             if self.loose:
                 np.maximum(m_path[n + 1], 0.0, out=m_path[n + 1])
-                m_path[n + 1] *= grid.integrate(m_path[n]) / max(grid.integrate(m_path[n + 1]), 1e-300)
+                m_path[n + 1] *= mass / max(grid.integrate(m_path[n + 1]), 1e-300)
         return m_path
