@@ -17,6 +17,7 @@ import tempfile
 import weakref
 
 from .config import ConfigError
+from .mpienv import singleton_start
 
 
 class Result:
@@ -65,7 +66,9 @@ class NotConverged(RuntimeError):
 def _start_petsc(options):
     import petsc4py
     if "petsc4py.PETSc" not in sys.modules:
-        petsc4py.init(["-no_signal_handler", *options])
+        with singleton_start():
+            petsc4py.init(["-no_signal_handler", *options])
+            from petsc4py import PETSc  # noqa: F401  MPI starts here
     elif options:
         from petsc4py import PETSc
         opts = PETSc.Options()

@@ -34,6 +34,8 @@ import subprocess
 import sys
 import time
 
+from .mpienv import singleton_start
+
 EXIT_BAD_INPUT, EXIT_NOT_CONVERGED = 2, 3
 EXIT_WRITE_FAILED = 4
 OWN_LONG = ("output", "set", "restart", "max-time", "times", "outdir", "case", "sizes", "ranks", "json",
@@ -159,7 +161,9 @@ def main(argv=None):
         if flag.startswith("-options_file") and not (os.path.isfile(value) and os.access(value, os.R_OK)):
             _fail(f"{flag} {value}: no readable options file there")
     try:
-        petsc4py.init(["-no_signal_handler"] + petsc)  # options only: petsc4py names the program
+        with singleton_start():
+            petsc4py.init(["-no_signal_handler"] + petsc)  # options only: petsc4py names the program
+            from petsc4py import PETSc  # noqa: F401  MPI starts here
     except Exception as e:  # noqa: BLE001  petsc4py.PETSc.Error, whose module failed to load
         _fail(f"petsc: PETSc did not start with the options {' '.join(petsc)} (error code {getattr(e, 'ierr', '?')})")
     args = _parser().parse_args(own)

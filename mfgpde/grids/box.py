@@ -75,9 +75,19 @@ class Grid:
 
     def _fix_edges(self, ghosted):
         """The one boundary routine: a reflecting wall has no ghost layer from the DMDA;
-        mirror the edge cell into it.  Interior and periodic ghosts are already there."""
+        mirror the edge cell into it (axis by axis, so corners too, as np.pad's "edge"
+        mode).  Interior and periodic ghosts are already there.  A new array each call."""
         pad = [(1 - (s - gs), 1 - (ge - e)) for (s, e), (gs, ge) in zip(self.ranges, self.ghost_ranges)]
-        return np.pad(ghosted, pad, mode="edge")
+        shape = tuple(k + lo + hi for k, (lo, hi) in zip(ghosted.shape, pad))
+        out = np.empty(shape, dtype=ghosted.dtype, order="F" if ghosted.flags.fnc else "C")
+        out[tuple(slice(lo, lo + k) for k, (lo, _) in zip(ghosted.shape, pad))] = ghosted
+        for d, (lo, hi) in enumerate(pad):
+            head = (slice(None),) * d
+            if lo:
+                out[head + (0,)] = out[head + (1,)]
+            if hi:
+                out[head + (-1,)] = out[head + (-2,)]
+        return out
 
     def walls(self, axis):
         """(lower, upper): whether this rank's block touches the reflecting walls of an axis."""
