@@ -80,3 +80,24 @@ def test_solve_in_process_every_family_and_its_errors(tmp_path):
     with pytest.raises(mfgpde.NotConverged) as failed:
         mfgpde.solve(data, {"grid.n": [40], "time.nt": 10, "solver.max_iterations": 2})
     assert not failed.value.result.converged and failed.value.result.u.shape == (11, 40)
+
+
+def test_singleton_transport_is_chosen_only_for_mpi_start(monkeypatch):
+    """ob1 is set while MPI starts in a process no launcher started, and removed after;
+    a user's choice and a launched process are left alone."""
+    import os
+
+    from mfgpde.mpienv import LAUNCHED, singleton_start
+    for k in (*LAUNCHED, "OMPI_MCA_pml"):
+        monkeypatch.delenv(k, raising=False)
+    with singleton_start():
+        assert os.environ["OMPI_MCA_pml"] == "ob1"
+    assert "OMPI_MCA_pml" not in os.environ
+    monkeypatch.setenv("OMPI_MCA_pml", "ucx")
+    with singleton_start():
+        assert os.environ["OMPI_MCA_pml"] == "ucx"
+    assert os.environ["OMPI_MCA_pml"] == "ucx"
+    monkeypatch.delenv("OMPI_MCA_pml")
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "2")
+    with singleton_start():
+        assert "OMPI_MCA_pml" not in os.environ
