@@ -5,6 +5,7 @@ import petsc4py
 
 petsc4py.init(sys.argv)
 import numpy as np  # noqa: E402
+from petsc4py import PETSc  # noqa: E402
 
 from mfgpde.discretisation import Stencil, laplacian  # noqa: E402
 from mfgpde.grids import Grid  # noqa: E402
@@ -44,6 +45,14 @@ def check_grid(n, boundary):
     c = np.stack([(1.0 + k) * (2.0 + field(*x) * (k + 1) ** 0.5) for k in range(st.width)])
     B, BT = st.assemble(st.matrix(), c), st.assemble(st.matrix(), c, transpose=True)
     assert BT.equal(B.transpose())
+    # the in-place value arrays against entry-by-entry insertion, refilled with new values
+    rows, cols, B = *st.rows_and_columns(), st.matrix()
+    for scale in (1.0, -3.0):
+        R = grid.da.createMatrix()
+        R.setValuesLocalRCV(np.broadcast_to(rows, cols.shape).reshape(-1, 1).copy(), cols.reshape(-1, 1).copy(),
+                            (scale * st.flat(c)).reshape(-1, 1), addv=PETSc.InsertMode.ADD_VALUES)
+        R.assemble()
+        assert st.assemble(B, scale * c).equal(R), (n, boundary, scale)
     check_difference_gram(st, c[1:], vec)
 
 

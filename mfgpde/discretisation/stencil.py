@@ -21,24 +21,32 @@ class Stencil:
         self._csr = None
 
     def matrix(self):
-        """An empty matrix with the grid's layout and the star pattern preallocated.  On one
-        rank it is built on a value array that `assemble` fills in place."""
+        """An empty matrix with the grid's layout and the star pattern, built on a value
+        array that `assemble` fills in place: on one rank the CSR values, on several the
+        diagonal block's values followed by the off-diagonal block's (PETSc's split arrays)."""
         mat = self.grid.da.createMatrix()
-        mat.setOption(PETSc.Mat.Option.NEW_NONZERO_ALLOCATION_ERR, True)
         if self._csr is None:
             self._csr = self._plans(mat)
-        if self.grid.comm.Get_size() == 1:
-            ai, aj = self._csr[:2]
-            values = np.zeros(len(aj), dtype=PETSc.ScalarType)
-            mat = PETSc.Mat().createAIJWithArrays(mat.getSizes(), (ai, aj, values), comm=mat.getComm())
-            mat.setAttr("stencil_values", values)
+        ai, aj, split = self._csr[0], self._csr[1], self._csr[4]
+        values = np.zeros(len(aj), dtype=PETSc.ScalarType)
+        if split is None:
+            csr = (ai, aj, values)
+        else:  # PETSc compresses the off-diagonal columns in place: each matrix its own copy
+            (di, dj, oi, oj), nd = split, len(split[1])
+            csr = ((di, dj, values[:nd]), (oi, oj.copy(), values[nd:]))
+        mat = PETSc.Mat().createAIJWithArrays(mat.getSizes(), csr, comm=mat.getComm())
+        mat.setOption(PETSc.Mat.Option.NEW_NONZERO_ALLOCATION_ERR, True)
+        mat.setAttr("stencil_values", values)
+        mat.setAttr("stencil_arrays", csr)
         return mat
 
     def _plans(self, mat):
         """The CSR pattern (row pointers, global columns) of the owned rows, and for each entry
         of a coefficient array (2d+1, *owned_shape), in its memory order, the position in the
-        CSR values it adds onto: for the operator, and on one rank for its transpose
-        (repeated positions: a wall's neighbour folded onto the diagonal)."""
+        value array it adds onto (repeated positions: a wall's neighbour folded onto the
+        diagonal): for the operator, and on one rank for its transpose; on several ranks,
+        the split pattern (diagonal block with local columns, off-diagonal block with
+        global ones) that the value array follows."""
         ai, aj, _ = mat.getValuesCSR()
         ncols = np.int64(mat.getSize()[1])
         lg = self.grid.da.getLGMap().getIndices()
@@ -49,11 +57,21 @@ class Stencil:
 
         def native(pos):  # (point in F order, slot) -> (slot, *shape) in C order
             return np.moveaxis(pos.reshape(shape + (self.width,), order="F"), -1, 0).ravel()
-        pos = native(np.searchsorted(keys, rows[:, None] * ncols + cols))
-        transpose = None
+        pos = np.searchsorted(keys, rows[:, None] * ncols + cols)
         if self.grid.comm.Get_size() == 1:
             transpose = native(np.searchsorted(keys, cols * ncols + rows[:, None]))
-        return ai, aj, pos, transpose
+            return ai, aj, native(pos), transpose, None
+        c0, c1 = mat.getOwnershipRangeColumn()
+        diag = (aj >= c0) & (aj < c1)
+        owner = np.repeat(np.arange(len(ai) - 1), np.diff(ai))
+
+        def pointers(mask):
+            return np.concatenate([[0], np.cumsum(np.bincount(owner[mask], minlength=len(ai) - 1))]).astype(PETSc.IntType)
+        nd = int(np.count_nonzero(diag))
+        slot = np.empty(len(aj), dtype=np.int64)  # CSR entry -> place in [diagonal values, off-diagonal values]
+        slot[diag], slot[~diag] = np.arange(nd), nd + np.arange(len(aj) - nd)
+        split = (pointers(diag), (aj[diag] - c0).astype(PETSc.IntType), pointers(~diag), aj[~diag].astype(PETSc.IntType))
+        return ai, aj, native(slot[pos]), None, split
 
     def laplacian_coefficients(self, weights=None):
         """Coefficients of Σ_d w_d ∂²_d discretised (w_d = 1: Δ_h)."""
@@ -137,15 +155,11 @@ class Stencil:
 
     def assemble(self, mat, coefficients, transpose=False):
         """mat ← the operator (or its transpose) with the given coefficients; mat from matrix()."""
-        ai, aj, pos, pos_t = self._csr
-        values = mat.getAttr("stencil_values")
-        if transpose and values is None:  # several ranks: the transpose's rows need neighbours' values
+        aj, pos, pos_t = self._csr[1:4]
+        if transpose and pos_t is None:  # several ranks: the transpose's rows need neighbours' values
             coefficients, transpose = self.transposed(coefficients), False
-        summed = np.bincount(pos_t if transpose else pos, minlength=len(aj),
-                             weights=np.ascontiguousarray(coefficients, dtype=PETSc.ScalarType).ravel())
-        if values is None:
-            mat.setValuesCSR(ai, aj, summed)
-        else:
-            values[:] = summed
+        mat.getAttr("stencil_values")[:] = np.bincount(
+            pos_t if transpose else pos, minlength=len(aj),
+            weights=np.ascontiguousarray(coefficients, dtype=PETSc.ScalarType).ravel())
         mat.assemble()
         return mat
