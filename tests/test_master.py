@@ -176,3 +176,19 @@ def test_bad_discrete_input_is_one_line(sets, key, tmp_path):
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2 and len(lines) == 1 and key in lines[0], proc.stderr
     assert not (tmp_path / "x.h5").exists()
+
+
+def test_leader_optimal_set_does_not_depend_on_the_price_grid():
+    """Infection game, 3 levels: where the leader's value is flat in the price, the ends of
+    its optimal set, the price played (the lowest optimal one) and the followers' values are
+    the same with 21 and 41 candidate prices, to the width the ends are narrowed to."""
+    from mfgpde.models import create
+    model, grid = create("infection"), SimplexGrid(2, 20)
+    a, b = (MasterSolver(model, grid, leader_points=n).finite(3)[0] for n in (21, 41))
+    width = model.lam / 20 / 11 ** 4                    # 21 candidates' spacing / 11^4
+    assert np.max(a.high - a.low) > 0.05                 # a genuine tie, an interval of prices
+    assert np.array_equal(a.leader, a.low) and np.all(a.low <= a.high)
+    for end in ("low", "high"):
+        assert np.max(np.abs(getattr(a, end) - getattr(b, end))) < 2 * width, end
+    assert np.max(np.abs(a.Vf - b.Vf)) < 1e-5
+    assert np.max(np.abs(a.Vl - b.Vl)) < 1e-9

@@ -132,13 +132,35 @@ def test_value_equals_moment_ode_cost(cf, frac):
         assert abs(J1 - cf.V1(t0, x0, x1, z)) <= 1e-8 * abs(J1)
 
 
+class Misprinted(StackelbergLQ):
+    """The Riccati system as printed by Huang & Yang (the two misprints of the module
+    docstring of stackelberg_lq), for checks that must reject it."""
+
+    def rhs(self, t, y):
+        d = super().rhs(t, y)
+        K00, K10 = self._gains(*y[:9])[:2]
+        d[COEFFS.index("P02")] -= y[COEFFS.index("P0")] * (self.B0 * K10 + self.F0)
+        d[COEFFS.index("P10")] -= 2 * y[COEFFS.index("P010")] * self.B0 * (K00 - K10)
+        return d
+
+
+def mc_misfit(cf, t0, state, seed=11):
+    """Largest |Monte Carlo cost of cf's feedbacks − cf's value formula| in standard errors."""
+    x0, x1, z = state
+    mc = monte_carlo_costs(cf, t0, x0, x1, z, paths=20_000, seed=seed)
+    return max(abs(mc["J0"] - cf.V0(t0, x0, z)) / mc["J0_se"], abs(mc["J1"] - cf.V1(t0, x0, x1, z)) / mc["J1_se"])
+
+
 @pytest.mark.slow
-def test_value_monte_carlo(cf):
-    t0 = cf.params["T"] - 3.0
-    x0, x1, z = STATES[1]
-    mc = monte_carlo_costs(cf, t0, x0, x1, z, paths=20_000, seed=11)
-    assert abs(mc["J0"] - cf.V0(t0, x0, z)) < 4 * mc["J0_se"]
-    assert abs(mc["J1"] - cf.V1(t0, x0, x1, z)) < 4 * mc["J1_se"]
+@pytest.mark.parametrize("horizon", [3.0, 1.0])
+def test_value_monte_carlo(cf, horizon):
+    """From a state with z ≠ 0 (where P10, P02 matter), over horizons 3 and 1: the derived
+    system's values are the simulated costs; the printed system's are not."""
+    t0 = cf.params["T"] - horizon
+    state = STATES[0]                                          # (x0, x1, z) = (1, 0.5, 0.8)
+    assert mc_misfit(cf, t0, state) < 4
+    wrong = Misprinted(**cf.params)
+    assert mc_misfit(wrong, t0, state) > 20
 
 
 # ---- 4. equilibrium: no profitable deviation -----------------------------------------------
@@ -159,6 +181,48 @@ def test_no_profitable_deviation_in_limit(cf, which):
         assert abs(up - down) < 0.1 * (up + down) * d / 0.1        # odd part is O(delta^3)
     c1, c2 = (J1(0.02) + J1(-0.02) - 2 * J) / 0.02**2, (J1(0.01) + J1(-0.01) - 2 * J) / 0.01**2
     assert abs(c1 / c2 - 1) < 0.01
+
+
+LEADER_DEVIATIONS = {"K00": dict(dK0=(1.0, 0.0)), "K10": dict(dK0=(0.0, 1.0)), "offset": dict(offset0=1.0)}
+
+
+def leader_deviation(cf, which, d, state=STATES[0]):
+    """J0 when the leader's feedback moves by d in one direction and the followers re-respond,
+    minus J0 on the equilibrium (moment ODEs, not the value formulas)."""
+    def J0(s):
+        kw = {k: tuple(s * np.asarray(v)) if isinstance(v, tuple) else s * v for k, v in LEADER_DEVIATIONS[which].items()}
+        return expected_costs(cf, 0.0, *state, **kw)[0]
+    return J0(d) - J0(0.0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", list(LEADER_DEVIATIONS))
+def test_leader_optimal_against_its_deviations(cf, which):
+    """The Stackelberg leader cannot gain by changing its feedback while the followers
+    re-respond: J0(δ) − J0(0) > 0 and = c δ² + O(δ³), so the first-order slope
+    (J0(δ) − J0(−δ)) / 2δ vanishes (measured below 3e-6 at δ = 1e-3; a Nash leader's is
+    above 0.05)."""
+    for d in (0.1, 0.02, 0.002):
+        up, down = leader_deviation(cf, which, d), leader_deviation(cf, which, -d)
+        assert up > 0 and down > 0, (which, d, up, down)
+        assert abs(up - down) < 2.5 * d * (up + down), (which, d, up, down)   # the odd part is O(δ³)
+    d = 1e-3
+    assert abs(leader_deviation(cf, which, d) - leader_deviation(cf, which, -d)) / (2 * d) < 1e-4
+
+
+@pytest.mark.slow
+def test_nash_leader_fails_the_leader_check(cf):
+    """The same check rejects a leader that ignores the followers' answer (Dt = D): some
+    deviation lowers its cost, at first order; with R2 = 0 the two leaders coincide."""
+    nash = StackelbergLQ(leader="nash", **cf.params)
+    gains = {w: -min(leader_deviation(nash, w, d) for d in (0.02, -0.02, 1e-3, -1e-3)) for w in LEADER_DEVIATIONS}
+    assert max(gains.values()) > 1e-4, gains
+    slope = max(abs(leader_deviation(nash, w, 1e-3) - leader_deviation(nash, w, -1e-3)) / 2e-3 for w in LEADER_DEVIATIONS)
+    assert slope > 1e-2, slope
+    plain = dict(cf.params, R2=0.0)
+    a, b = StackelbergLQ(**plain), StackelbergLQ(leader="nash", **plain)
+    assert np.allclose([a.V0(0.0, 1.0, 0.8)], [b.V0(0.0, 1.0, 0.8)], rtol=1e-12)
+    assert all(leader_deviation(b, w, d) > 0 for w in LEADER_DEVIATIONS for d in (0.02, -0.02))
 
 
 @pytest.mark.slow

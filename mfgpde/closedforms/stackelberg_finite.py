@@ -5,7 +5,8 @@ r"""Checks of the LQ mean field Stackelberg closed form that do not use its valu
     dX = M(t) X dt + diag(sigma0, sigma, 0, 0) dW, L_i = X^T C_i(t) X, from the moment ODE
     S' = M S + S M^T + diag(sigma0^2, sigma^2, 0, 0), S = E[X X^T], J_i' = e^{-rho (s - t0)}
     tr(C_i S), or from Monte Carlo.  The follower may deviate alone: u1 = (K0 + d0) x0 +
-    (K1 + d1) x1 + (K2 + d2) z + offset, while z keeps the equilibrium mean drift.
+    (K1 + d1) x1 + (K2 + d2) z + offset, while z keeps the equilibrium mean drift; or the
+    leader may deviate, with the followers re-responding to its control.
 (b) :func:`follower_deviation_gain`: in the game with N followers and the leader, all others on
     the computed feedbacks with the empirical mean zN = (x1 + (N - 1) y) / N in place of z
     (y = mean of the other N - 1 followers, noise sigma / sqrt(N - 1)), what follower 1 saves
@@ -26,19 +27,24 @@ def _outer(u, v):
     return u[..., :, None] * v[..., None, :]
 
 
-def _closed_loop(cf, t, dK=(0.0, 0.0, 0.0), offset=0.0):
-    """M, C0, C1 (shape t.shape + (4, 4)) of the limit closed loop in X = (x0, x1, z, 1)."""
+def _closed_loop(cf, t, dK=(0.0, 0.0, 0.0), offset=0.0, dK0=(0.0, 0.0), offset0=0.0):
+    """M, C0, C1 (shape t.shape + (4, 4)) of the limit closed loop in X = (x0, x1, z, 1).
+
+    dK, offset: follower 1 deviates alone (z keeps the population's feedback).  dK0,
+    offset0: the leader deviates, u0 = (K00 + d00) x0 + (K10 + d10) z + offset0, and every
+    follower re-responds to the u0 it sees, u1 = -(B V1_x1 + 2 R2 u0) / (2 R) with the
+    equilibrium V1: its feedback moves by -(R2 / R) (u0 - u0*)."""
     k = cf.gains(t)
-    K00, K10 = k["K00"], k["K10"]
-    K0, K1, K2 = k["K0"] + dK[0], k["K1"] + dK[1], k["K2"] + dK[2]
-    zero, one = np.zeros_like(K00), np.ones_like(K00)
-    k0 = np.stack([K00, zero, K10, zero], -1)                  # u0* = k0 . X
-    k1 = np.stack([K0, K1, K2, offset * one], -1)              # follower's u1 = k1 . X
-    M = np.zeros(np.shape(K00) + (4, 4))
+    zero, one = np.zeros_like(k["K00"]), np.ones_like(k["K00"])
+    k0_eq = np.stack([k["K00"], zero, k["K10"], zero], -1)     # u0* = k0_eq . X
+    k0 = k0_eq + np.stack([dK0[0] * one, zero, dK0[1] * one, offset0 * one], -1)
+    react = -(cf.R2 / cf.R) * (k0 - k0_eq)
+    bar = np.stack([k["K0"], zero, k["K1"] + k["K2"], zero], -1) + react   # ubar1 = u1(x1 = z)
+    k1 = np.stack([k["K0"] + dK[0], k["K1"] + dK[1], k["K2"] + dK[2], offset * one], -1) + react
+    M = np.zeros(np.shape(zero) + (4, 4))
     M[..., 0, :] = np.array([cf.A0, 0, cf.F0, 0]) + cf.B0 * k0
     M[..., 1, :] = np.array([cf.G, cf.A, cf.F, 0]) + cf.D * k0 + cf.B * k1
-    M[..., 2, :] = np.stack([cf.G + cf.B * k["K0"] + cf.D * K00, zero,
-                             cf.A + cf.F + cf.B * (k["K1"] + k["K2"]) + cf.D * K10, zero], -1)
+    M[..., 2, :] = np.array([cf.G, 0, cf.A + cf.F, 0]) + cf.D * k0 + cf.B * bar
     e0, e1 = np.array([1.0, 0, -cf.Gamma0, 0]), np.array([-cf.Gamma1, 1.0, -cf.Gamma2, 0])
     C0 = cf.Q0 * _outer(e0, e0) + cf.R0 * _outer(k0, k0)
     C1 = (cf.Q * _outer(e1, e1) + cf.R * _outer(k1, k1) + cf.R1 * _outer(k0, k0)
@@ -46,13 +52,14 @@ def _closed_loop(cf, t, dK=(0.0, 0.0, 0.0), offset=0.0):
     return M, C0, C1
 
 
-def expected_costs(cf, t0, x0, x1, z, dK=(0.0, 0.0, 0.0), offset=0.0):
-    """(J0, J1): expected discounted costs from (x0, x1, z) at t0, by the moment ODEs."""
+def expected_costs(cf, t0, x0, x1, z, dK=(0.0, 0.0, 0.0), offset=0.0, dK0=(0.0, 0.0), offset0=0.0):
+    """(J0, J1): expected discounted costs from (x0, x1, z) at t0, by the moment ODEs
+    (deviations as in _closed_loop)."""
     noise = np.diag([cf.sigma0**2, cf.sigma**2, 0.0, 0.0])
 
     def rhs(t, y):
         S = y[:16].reshape(4, 4)
-        M, C0, C1 = _closed_loop(cf, t, dK, offset)
+        M, C0, C1 = _closed_loop(cf, t, dK, offset, dK0, offset0)
         disc = np.exp(-cf.rho * (t - t0))
         dS = M @ S + S @ M.T + noise
         return np.concatenate((dS.ravel(), [disc * np.sum(C0 * S), disc * np.sum(C1 * S)]))

@@ -68,9 +68,14 @@ class StackelbergLQ:
     Keyword parameters as in DEFAULTS (Huang & Yang's set plus sigma0 = sigma = 0.3).  The Riccati
     system is integrated backward from 0 at T (DOP853, rtol 1e-10, atol 1e-12, dense output);
     ValueError if a parameter is out of range or the solution blows up before t = 0.
+    leader="nash": the leader does not anticipate the followers' answer to u0 (Dt = D), the
+    Nash equilibrium of the same game, for comparison and for checks that must tell the two
+    apart (they coincide when R2 = 0).
     """
 
-    def __init__(self, **params):
+    def __init__(self, leader="stackelberg", **params):
+        if leader not in ("stackelberg", "nash"):
+            raise ValueError(f"leader must be 'stackelberg' or 'nash', got {leader!r}")
         unknown = set(params) - set(DEFAULTS)
         if unknown:
             raise ValueError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
@@ -83,7 +88,8 @@ class StackelbergLQ:
                 raise ValueError(f"parameter {name} must be {need}, got {p[name]}")
         self.params = p
         self.__dict__.update(p)
-        self.Dt = self.D - self.B * self.R2 / self.R
+        self.leader = leader
+        self.Dt = self.D - self.B * self.R2 / self.R if leader == "stackelberg" else self.D
 
         def blow_up(t, y):
             return BLOW_UP - np.max(np.abs(y))

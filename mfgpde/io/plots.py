@@ -204,7 +204,7 @@ def _populations(res, populations, names, t, ks, model, stem, plt, out, closed):
 
 def _stackelberg(path, res, names, model, stem, plt, out):
     """Discrete-time Stackelberg game: the followers' prescriptions γ(a|x) and the leader's
-    action against the population state (first level; two states: against z of the second
+    action (with its optimal set) against the population state (first level; two states: against z of the second
     state, three: coloured on the triangle), and the equilibrium path from z1."""
     import h5py
     with h5py.File(path, "r") as f:
@@ -215,7 +215,10 @@ def _stackelberg(path, res, names, model, stem, plt, out):
         x = points[:, 1]
         for k in policies:
             axs[0].plot(x, res.fields[k][0], label=k.replace("policy_", "γ(").replace("_given_", " | ") + ")")
-        axs[1].plot(x, res.fields["leader_action"][0], "k")
+        axs[1].fill_between(x, res.fields["leader_action_low"][0], res.fields["leader_action_high"][0],
+                            color="0.8", step="mid", label="optimal set")
+        axs[1].plot(x, res.fields["leader_action"][0], "k", label="played (its lowest point)")
+        axs[1].legend(fontsize="small")
         for ax in axs:
             ax.set(xlabel=names[0])
         axs[0].legend(fontsize="small")
@@ -236,6 +239,9 @@ def _stackelberg(path, res, names, model, stem, plt, out):
                     if res.attrs.get("states") else f"z{i}")
     axs[0].set(xlabel="t", ylabel="population share", title=f"{model}: equilibrium path")
     axs[0].legend(fontsize="small")
-    axs[1].step(t[:-1], traj["leader_action"], where="post", color="k")
+    axs[1].fill_between(t[:-1], traj["leader_action_low"], traj["leader_action_high"], step="post", color="0.8",
+                        label="optimal set")
+    axs[1].step(t[:-1], traj["leader_action"], where="post", color="k", label="played")
+    axs[1].legend(fontsize="small")
     axs[1].set(xlabel="t", ylabel=action, title=f"{model}: the leader's {action} along the path")
     out(fig, Path(f"{stem}_path.png"))

@@ -17,7 +17,8 @@ from ..stop import StopRequested
 from .common import build_model, check_paths, clear_after_convergence, output_path, root_attributes
 
 STAGE_FIELDS = {"leader": ("point",), "policy": ("point", "state", "action"), "z_next": ("point", "state"),
-                "Vf": ("point", "state"), "Vl": ("point",), "equilibria": ("point",)}
+                "Vf": ("point", "state"), "Vl": ("point",), "equilibria": ("point",), "low": ("point",),
+                "high": ("point",)}
 # A restart continues the recursion (or the iteration of the master map) from the saved
 # levels: model, grid and time must match (io/checkpoint.MUST_MATCH), and so must the
 # leader's selection and candidate actions, which decide every level.  solver.tolerance and
@@ -199,7 +200,8 @@ def _solve(cfg, out, model, grid, solver, state, checkpointer, verbose):
 def _write(path, cfg, model, grid, levels, times, history, traj, checks, status, converged):
     """Fields per level (time first, then the simplex points), the trajectory and checks."""
     stack = lambda name: np.array([getattr(lv, name) for lv in levels])  # noqa: E731
-    fields = {"V_leader": stack("Vl"), "leader_action": stack("leader"), "equilibria": stack("equilibria")}
+    fields = {"V_leader": stack("Vl"), "leader_action": stack("leader"), "leader_action_low": stack("low"),
+              "leader_action_high": stack("high"), "equilibria": stack("equilibria")}
     Vf, policy = stack("Vf"), stack("policy")
     for i, x in enumerate(model.states):
         fields[f"V_{x}"] = Vf[:, :, i]
@@ -211,6 +213,7 @@ def _write(path, cfg, model, grid, levels, times, history, traj, checks, status,
                             states=list(model.states), actions=list(model.actions),
                             leader_action=model.leader_action, **checks)
     extra = {"simplex": {"points": grid.points},
-             "trajectory": {"z": traj["z"], "leader_action": traj["leader"], "policy": traj["policy"]}}
+             "trajectory": {"z": traj["z"], "leader_action": traj["leader"], "leader_action_low": traj["low"],
+                            "leader_action_high": traj["high"], "policy": traj["policy"]}}
     write_result(path, axes=axes, t=times, fields=fields, attrs=attrs,
                  history={"value_change": history} if len(history) else None, extra=extra)

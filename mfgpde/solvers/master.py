@@ -19,6 +19,7 @@ exact roots (two states mixing are not enumerated).
 Values between grid points are interpolated linearly; rows of z are independent, so the
 grid's points are split over MPI ranks and the result does not depend on their number.
 """
+import dataclasses
 import itertools
 from dataclasses import dataclass
 
@@ -29,6 +30,8 @@ from ..stop import StopRequested, poll
 from .problem import SolverError
 
 SELECTIONS = ("optimistic", "pessimistic")
+TIE_RTOL = 1e-12   # leader actions this close to the best value (relative) are all optimal
+END_ROUNDS = 4     # rounds that narrow each end of the leader's optimal set
 
 
 def _above(value, rtol):
@@ -73,13 +76,16 @@ def _roots(fun, p, d, width=1e-13, iterations=100):
 @dataclass
 class Stage:
     """One time level at the rows z: the leader's action, the followers' prescription,
-    the next state, the values, and how many follower equilibria the chosen b has."""
+    the next state, the values, how many follower equilibria the chosen b has, and the
+    ends of the leader's optimal set (the lowest and highest optimal actions)."""
     leader: np.ndarray
     policy: np.ndarray
     z_next: np.ndarray
     Vf: np.ndarray
     Vl: np.ndarray
     equilibria: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
 
 
 class MasterSolver:
@@ -204,28 +210,35 @@ class MasterSolver:
         return W, policies[rows, e], valid.sum(axis=1)
 
     def stage(self, z, Vf_next, Vl_next):
-        """The master equation's step at the rows z, given the next level's values on the grid."""
+        """The master equation's step at the rows z, given the next level's values on the grid.
+        The leader's optimal set is every action within TIE_RTOL of the best value; the
+        leader plays its lowest point, so that the choice does not depend on the grid of
+        candidates (module docstring)."""
         k = len(z)
-        action, best = self._best(z, np.broadcast_to(self.candidates, (k, len(self.candidates))), Vf_next, Vl_next)
+        grid = np.broadcast_to(self.candidates, (k, len(self.candidates)))
+        action, best, W = self._best(z, grid, Vf_next, Vl_next)
         if self.interval:  # zoom in twice around each row's best candidate
-            low, high = self.candidates[0], self.candidates[-1]
+            lower, upper = self.candidates[0], self.candidates[-1]
             step = self.candidates[1] - self.candidates[0]
             for _ in range(2):
-                trial = np.clip(action[:, None] + step * np.linspace(-1.0, 1.0, 11), low, high)
-                action, best = self._best(z, trial, Vf_next, Vl_next, action, best)
+                trial = np.clip(action[:, None] + step * np.linspace(-1.0, 1.0, 11), lower, upper)
+                action, best = self._best(z, trial, Vf_next, Vl_next, action, best)[:2]
                 step /= 5.0
         if not np.all(np.isfinite(best)):
             bad = z[np.argmin(np.isfinite(best))]
             raise SolverError(f"no follower equilibrium for any leader action at z = {np.round(bad, 6).tolist()}")
+        low, high = self._optimal_set(z, grid, W, action, best, Vf_next, Vl_next)
+        action = low
         W, policy, count = self.leader_value(z, action, Vf_next, Vl_next)
         Q = self.model.transition(z, action)
         z_next = population_update(z, policy, Q)
         q = self._q(z, action, Vf_next, z_next, Q)
-        return Stage(action, policy, z_next, np.einsum("kxa,kxa->kx", policy, q), W, count)
+        return Stage(action, policy, z_next, np.einsum("kxa,kxa->kx", policy, q), W, count, low, high)
 
     def _best(self, z, trial, Vf_next, Vl_next, action=None, best=None):
         """Each row's best leader action among its trial actions (k, n) (all evaluated at
-        once) and the incumbent, which a rival must beat by a relative 1e-14."""
+        once) and the incumbent, which a rival must beat by a relative 1e-14; and the
+        trials' values (k, n)."""
         k, n = trial.shape
         W = self.leader_value(np.repeat(z, n, axis=0), trial.ravel(), Vf_next, Vl_next)[0].reshape(k, n)
         if action is None:
@@ -233,15 +246,43 @@ class MasterSolver:
         for j in range(n):  # in order, so that ties go to the first (lowest) action
             better = W[:, j] > _above(best, 1e-14)
             best, action = np.where(better, W[:, j], best), np.where(better, trial[:, j], action)
-        return action, best
+        return action, best, W
+
+    def _optimal_set(self, z, grid, W, action, best, Vf_next, Vl_next):
+        """(low, high): the lowest and highest actions whose value is within TIE_RTOL of
+        `best`, among the candidates and `action`; on an interval each end is narrowed
+        between the last candidate outside the set and the first inside, by END_ROUNDS
+        rounds of 10 points, to (candidate spacing) / 11^END_ROUNDS."""
+        optimal = W >= best[:, None] - TIE_RTOL * (1 + np.abs(best[:, None]))
+        inside = np.where(optimal, grid, np.nan)
+        low, high = np.fmin(np.nanmin(inside, axis=1, initial=np.inf), action), \
+            np.fmax(np.nanmax(inside, axis=1, initial=-np.inf), action)
+        if not self.interval:
+            return low, high
+        for end, sign in ((low, -1.0), (high, 1.0)):
+            outside = np.where(sign * (grid - end[:, None]) > 0, grid, np.nan)  # candidates beyond the end
+            nearest = np.nanmin(outside, axis=1, initial=np.inf) if sign > 0 else np.nanmax(outside, axis=1, initial=-np.inf)
+            rows = np.flatnonzero(np.isfinite(nearest))
+            a, b = nearest[rows], end[rows].copy()  # a outside the set, b inside
+            for _ in range(END_ROUNDS):
+                if not len(rows):
+                    break
+                trial = a[:, None] + (b - a)[:, None] * np.linspace(0.0, 1.0, 12)[1:-1]
+                Wt = self.leader_value(np.repeat(z[rows], 10, axis=0), trial.ravel(), Vf_next, Vl_next)[0].reshape(-1, 10)
+                member = Wt >= (best[rows] - TIE_RTOL * (1 + np.abs(best[rows])))[:, None]
+                member = np.concatenate([member, np.ones((len(rows), 1), bool)], axis=1)
+                j = np.argmax(member, axis=1)  # the first point inside, from the outside
+                points = np.concatenate([a[:, None], trial, b[:, None]], axis=1)
+                a, b = points[np.arange(len(rows)), j], points[np.arange(len(rows)), j + 1]
+            end[rows] = b
+        return low, high
 
     # -- the recursion ------------------------------------------------------------------
     def level(self, Vf_next, Vl_next):
         """One level on the whole grid: each rank its own points, then gathered."""
         g = self.grid
         st = self.stage(g.points[g.owned], Vf_next, Vl_next)
-        return Stage(*(g.allgather(getattr(st, f)) for f in ("leader", "policy", "z_next", "Vf", "Vl",
-                                                                "equilibria")))
+        return Stage(*(g.allgather(getattr(st, f.name)) for f in dataclasses.fields(Stage)))
 
     def _zero(self):
         return np.zeros((self.grid.size, len(self.model.states))), np.zeros(self.grid.size)
@@ -294,12 +335,12 @@ class MasterSolver:
         """The equilibrium path from z1: the stage re-solved at every (off-grid) z_t with the
         next level's values; values(t) → (Vf, Vl) of level t + 1 (t from 0)."""
         z = np.atleast_2d(np.asarray(z1, float))
-        path = {"z": [z[0]], "leader": [], "policy": []}
+        path = {"z": [z[0]], "leader": [], "policy": [], "low": [], "high": []}
         for t in range(steps):
             poll(self.grid.comm)
             st = self.stage(z, *values(t))
-            path["leader"].append(st.leader[0])
-            path["policy"].append(st.policy[0])
+            for key in ("leader", "policy", "low", "high"):
+                path[key].append(getattr(st, key)[0])
             z = st.z_next
             path["z"].append(z[0])
         return {k: np.array(v) for k, v in path.items()}
