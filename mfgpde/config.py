@@ -260,6 +260,8 @@ def _validate_discrete(data):
                           f"(solver.leader = \"pessimistic\"), got leader {s['leader']!r}")
     if not _is_int(s["leader_points"]) or s["leader_points"] < 2:
         raise ConfigError(f"solver.leader_points: an integer >= 2, got {s['leader_points']!r}")
+    if not _is_int(s["commitment_steps"]) or not 0 <= s["commitment_steps"] <= 4:
+        raise ConfigError(f"solver.commitment_steps: an integer from 0 to 4, got {s['commitment_steps']!r}")
     if not _is_number(s["tolerance"]) or not s["tolerance"] >= 1e-14:
         raise ConfigError(f"solver.tolerance: a number >= 1e-14, got {s['tolerance']!r}")
     if not _is_int(s["max_iterations"]) or s["max_iterations"] < 1:

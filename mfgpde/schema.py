@@ -129,6 +129,9 @@ SCHEMA = {
                                               "than ε by a one-step deviation; 0: the worst equilibrium"),
             Key("leader_points", "integer ≥ 2", 41, "candidate actions on a leader interval before the two "
                                                     "refinements"),
+            Key("commitment_steps", "integer 0 to 4", 1, "k of the leader's k-step commitment gain along the path, "
+                                                    "checked with an independent enumeration of the followers' "
+                                                    "equilibria (0: not computed; not with epsilon > 0)"),
             Key("tolerance", "number ≥ 1e-14", 1e-9, "infinite horizon: stop when the sup-change of the master value "
                                                      "falls below this"),
             Key("max_iterations", "integer ≥ 1", 2000, "infinite horizon: iterations of the master map before the "

@@ -160,10 +160,17 @@ def test_studies_are_equilibria_and_rank_independent(run, sets, tmp_path):
             bound = cfg["solver"]["epsilon"] / (1 - cfg["model"].get("delta", 0.0))
             assert f.attrs["follower_exploitability"] <= bound + 1e-9
             assert f.attrs["leader_gain"] < 1e-2
+            commitment = f["trajectory/leader_commitment_gain"][()]
+            assert f.attrs["commitment_steps"] == 1 and len(commitment) == len(f["trajectory/leader_action"])
+            if cfg["solver"]["epsilon"]:  # the independent check enumerates exact equilibria only
+                assert np.all(np.isnan(commitment))
+            else:  # one step, the path's own action among the candidates: nothing to gain
+                assert np.all(np.abs(commitment) < 1e-9) and f.attrs["leader_commitment_gain"] < 1e-9
             fields[nproc] = {k: f["solution"][k][()] for k in f["solution"]}
             fields[nproc]["path"] = f["trajectory/z"][()]
+            fields[nproc]["commitment"] = commitment
     for k in fields[None]:
-        assert np.array_equal(fields[None][k], fields[2][k]), k
+        assert np.array_equal(fields[None][k], fields[2][k], equal_nan=True), k
 
 
 @pytest.mark.parametrize("sets, key", [(["time.z1=[0.5, 0.6]"], "time.z1"), (["solver.leader='greedy'"], "solver.leader"),
@@ -192,3 +199,75 @@ def test_leader_optimal_set_does_not_depend_on_the_price_grid():
         assert np.max(np.abs(getattr(a, end) - getattr(b, end))) < 2 * width, end
     assert np.max(np.abs(a.Vf - b.Vf)) < 1e-5
     assert np.max(np.abs(a.Vl - b.Vl)) < 1e-9
+
+
+class Promise(DiscreteGameModel):
+    """Followers are out (0) or in (1); investing (action 1) puts one in at the next step
+    at cost c, waiting puts one out.  In, a follower earns 1 − b (b the leader's tax, 0,
+    ½ or 1); the leader earns (w + b) per follower in, plus e·b.  This step's tax cannot
+    move this step's investment, so the Markov leader taxes 1 everywhere and nobody
+    invests: V^l = (w + 1) z(in) + e/(1 − δ).  Committing to tax ½ next step (δ/2 > c)
+    makes everyone invest now, worth δ(w + ½ − e/2) more from every state (1.305); one
+    step of deviation gains nothing."""
+    name = "promise"
+    states, actions = ("out", "in"), ("wait", "invest")
+    parameters = {"delta": 0.9, "c": 0.3, "w": 1.0, "e": 0.1}
+
+    def leader_actions(self):
+        return [0.0, 0.5, 1.0]
+
+    def transition(self, z, b):
+        Q = np.zeros((len(z), 2, 2, 2))
+        Q[:, :, 0, 0] = Q[:, :, 1, 1] = 1.0
+        return Q
+
+    def follower_reward(self, z, b):
+        R = np.zeros((len(z), 2, 2))
+        R[:, 1, :] = (1.0 - np.broadcast_to(b, (len(z),)))[:, None]
+        R[:, :, 1] -= self.c
+        return R
+
+    def leader_reward(self, z, b, policy):
+        b = np.broadcast_to(b, (len(z),))
+        return (self.w + b) * z[:, 1] + self.e * b
+
+
+@pytest.mark.parametrize("selection", ["optimistic", "pessimistic"])
+def test_commitment_gain_by_hand(selection):
+    from mfgpde.solvers.commitment import commitment_gain
+    from mfgpde.solvers.master import leader_gain
+    model, grid = Promise(), SimplexGrid(2, 4)
+    solver = MasterSolver(model, grid, selection=selection)
+    stage, _, converged = solver.stationary(tol=1e-13)
+    assert converged and np.allclose(stage.Vl, 2.0 * grid.points[:, 1] + 1.0, atol=1e-11)
+
+    def values(t):
+        return stage.Vf, stage.Vl
+    path = solver.forward([0.6, 0.4], values, 3)
+    assert leader_gain(solver, path, values) < 1e-12  # the solver's one-step check sees nothing
+    one, two = (commitment_gain(model, grid, selection, solver.candidates, path, values, k) for k in (1, 2))
+    assert np.all(np.abs(one) < 1e-12), one
+    assert np.allclose(two, 0.9 * 1.45, atol=1e-11), two
+    finite = commitment_gain(model, grid, selection, solver.candidates, path, values, 2, horizon=3)
+    assert np.allclose(finite, [1.305, 1.305, 0.0], atol=1e-11), finite  # the last step has no next one
+
+
+def test_commitment_check_answers_the_infection_path_like_the_solver():
+    """k = 1 on the infection game (mixed equilibria, ties): the independent enumeration's
+    value of the played price is the solver's, and no candidate price does better."""
+    from mfgpde.models import create
+    from mfgpde.solvers.commitment import Answers, commitment_gain
+    model, grid = create("infection"), SimplexGrid(2, 20)
+    solver = MasterSolver(model, grid, leader_points=21)
+    levels = solver.finite(4)
+    zero = (np.zeros((grid.size, 2)), np.zeros(grid.size))
+
+    def values(t):
+        return (levels[t + 1].Vf, levels[t + 1].Vl) if t + 1 < 4 else zero
+    path = solver.forward([0.6, 0.4], values, 4)
+    answer = Answers(model, grid, "optimistic")
+    for t in range(4):
+        st = solver.stage(path["z"][t:t + 1], *values(t))
+        assert abs(answer(path["z"][t:t + 1], st.leader, *values(t))[1][0] - st.Vl[0]) < 1e-12
+    gain = commitment_gain(model, grid, "optimistic", solver.candidates, path, values, 1, horizon=4)
+    assert np.all(gain < 1e-12) and np.all(gain > -1e-3), gain

@@ -190,7 +190,8 @@ def leader_deviation(cf, which, d, state=STATES[0]):
     """J0 when the leader's feedback moves by d in one direction and the followers re-respond,
     minus J0 on the equilibrium (moment ODEs, not the value formulas)."""
     def J0(s):
-        kw = {k: tuple(s * np.asarray(v)) if isinstance(v, tuple) else s * v for k, v in LEADER_DEVIATIONS[which].items()}
+        kw = {k: tuple(s * np.asarray(v)) if isinstance(v, tuple) else s * v
+              for k, v in LEADER_DEVIATIONS[which].items()}
         return expected_costs(cf, 0.0, *state, **kw)[0]
     return J0(d) - J0(0.0)
 
@@ -217,7 +218,8 @@ def test_nash_leader_fails_the_leader_check(cf):
     nash = StackelbergLQ(leader="nash", **cf.params)
     gains = {w: -min(leader_deviation(nash, w, d) for d in (0.02, -0.02, 1e-3, -1e-3)) for w in LEADER_DEVIATIONS}
     assert max(gains.values()) > 1e-4, gains
-    slope = max(abs(leader_deviation(nash, w, 1e-3) - leader_deviation(nash, w, -1e-3)) / 2e-3 for w in LEADER_DEVIATIONS)
+    slope = max(abs(leader_deviation(nash, w, 1e-3) - leader_deviation(nash, w, -1e-3)) / 2e-3
+                for w in LEADER_DEVIATIONS)
     assert slope > 1e-2, slope
     plain = dict(cf.params, R2=0.0)
     a, b = StackelbergLQ(**plain), StackelbergLQ(leader="nash", **plain)

@@ -66,11 +66,13 @@ class Stencil:
         owner = np.repeat(np.arange(len(ai) - 1), np.diff(ai))
 
         def pointers(mask):
-            return np.concatenate([[0], np.cumsum(np.bincount(owner[mask], minlength=len(ai) - 1))]).astype(PETSc.IntType)
+            counts = np.bincount(owner[mask], minlength=len(ai) - 1)
+            return np.concatenate([[0], np.cumsum(counts)]).astype(PETSc.IntType)
         nd = int(np.count_nonzero(diag))
         slot = np.empty(len(aj), dtype=np.int64)  # CSR entry -> place in [diagonal values, off-diagonal values]
         slot[diag], slot[~diag] = np.arange(nd), nd + np.arange(len(aj) - nd)
-        split = (pointers(diag), (aj[diag] - c0).astype(PETSc.IntType), pointers(~diag), aj[~diag].astype(PETSc.IntType))
+        split = (pointers(diag), (aj[diag] - c0).astype(PETSc.IntType),
+                 pointers(~diag), aj[~diag].astype(PETSc.IntType))
         return ai, aj, native(slot[pos]), None, split
 
     def laplacian_coefficients(self, weights=None):

@@ -12,6 +12,7 @@ from ..config import ConfigError
 from ..grids import SimplexGrid
 from ..io import on_root, write_result
 from ..restart import FamilyCheckpointer, checkpoint_path, load_family_state
+from ..solvers.commitment import commitment_gain
 from ..solvers.master import MasterSolver, Stage, follower_exploitability, leader_gain
 from ..stop import StopRequested
 from .common import build_model, check_paths, clear_after_convergence, output_path, root_attributes
@@ -184,13 +185,21 @@ def _solve(cfg, out, model, grid, solver, state, checkpointer, verbose):
     try:  # the levels are complete: a stop in the checks saves them all
         path = solver.forward(cfg["time"]["z1"], values, steps)
         checks = {"follower_exploitability": follower_exploitability(model, path, terminal(path["z"][-1])),
-                  "leader_gain": leader_gain(solver, path, values), "wall_time": time.perf_counter() - start}
+                  "leader_gain": leader_gain(solver, path, values)}
+        k = s["commitment_steps"]
+        path["commitment"] = (commitment_gain(model, grid, s["leader"], solver.candidates, path, values, k,
+                                              horizon=None if T == "infinite" else T)
+                              if k and not s["epsilon"] else np.full(steps, np.nan))
+        checks.update(commitment_steps=k, leader_commitment_gain=float(np.max(path["commitment"])),
+                      wall_time=time.perf_counter() - start)
     except StopRequested as stop:
         stop.state = final
         raise
     if verbose and grid.comm.Get_rank() == 0:
         print(f"master: {status}; followers' best deviation gains {checks['follower_exploitability']:.2e}, "
-              f"the leader's best one-step deviation {checks['leader_gain']:.2e}", flush=True)
+              f"the leader's best one-step deviation {checks['leader_gain']:.2e}, "
+              f"its best {checks['commitment_steps']}-step commitment {checks['leader_commitment_gain']:.2e}",
+              flush=True)
     target = output_path(out, converged)
     on_root(grid.comm, lambda: _write(target, cfg, model, grid, levels, times, history, path, checks, status,
                                       converged))
@@ -214,6 +223,7 @@ def _write(path, cfg, model, grid, levels, times, history, traj, checks, status,
                             leader_action=model.leader_action, **checks)
     extra = {"simplex": {"points": grid.points},
              "trajectory": {"z": traj["z"], "leader_action": traj["leader"], "leader_action_low": traj["low"],
-                            "leader_action_high": traj["high"], "policy": traj["policy"]}}
+                            "leader_action_high": traj["high"], "policy": traj["policy"],
+                            "leader_commitment_gain": traj["commitment"]}}
     write_result(path, axes=axes, t=times, fields=fields, attrs=attrs,
                  history={"value_change": history} if len(history) else None, extra=extra)

@@ -261,14 +261,16 @@ class MasterSolver:
             return low, high
         for end, sign in ((low, -1.0), (high, 1.0)):
             outside = np.where(sign * (grid - end[:, None]) > 0, grid, np.nan)  # candidates beyond the end
-            nearest = np.nanmin(outside, axis=1, initial=np.inf) if sign > 0 else np.nanmax(outside, axis=1, initial=-np.inf)
+            nearest = (np.nanmin(outside, axis=1, initial=np.inf) if sign > 0
+                       else np.nanmax(outside, axis=1, initial=-np.inf))
             rows = np.flatnonzero(np.isfinite(nearest))
             a, b = nearest[rows], end[rows].copy()  # a outside the set, b inside
             for _ in range(END_ROUNDS):
                 if not len(rows):
                     break
                 trial = a[:, None] + (b - a)[:, None] * np.linspace(0.0, 1.0, 12)[1:-1]
-                Wt = self.leader_value(np.repeat(z[rows], 10, axis=0), trial.ravel(), Vf_next, Vl_next)[0].reshape(-1, 10)
+                Wt = self.leader_value(np.repeat(z[rows], 10, axis=0), trial.ravel(), Vf_next, Vl_next)[0]
+                Wt = Wt.reshape(-1, 10)
                 member = Wt >= (best[rows] - TIE_RTOL * (1 + np.abs(best[rows])))[:, None]
                 member = np.concatenate([member, np.ones((len(rows), 1), bool)], axis=1)
                 j = np.argmax(member, axis=1)  # the first point inside, from the outside
