@@ -75,6 +75,35 @@ def test_every_mixed_equilibrium_is_found():
     assert np.allclose(p, (2 * np.arange(7) + 1) / 14, atol=2e-3), p
 
 
+class WavesLeader(Waves):
+    """Waves with a leader who earns the share on action 1: its seven equilibria from
+    z = (1, 0) are worth p_j to it, so the selection decides its value."""
+    name = "waves_leader"
+
+    def leader_reward(self, z, b, policy):
+        return np.einsum("kx,kx->k", z, policy[:, :, 1])
+
+
+@pytest.mark.parametrize("selection", ["optimistic", "pessimistic"])
+def test_selection_among_seven_equilibria_equals_brute_force(selection):
+    """The optimistic (pessimistic) leader's value is the largest (smallest) over the
+    equilibria that a brute-force scan finds: the indifference gap of state 0 from the
+    model's own q on 200001 mixing probabilities, its sign changes the roots."""
+    model, grid = WavesLeader(), SimplexGrid(2, 280)
+    solver = MasterSolver(model, grid, selection=selection, leader_points=3)
+    last, z = np.cos(model.omega * grid.points), np.array([[1.0, 0.0]])
+    W, _, count = solver.leader_value(z, 0.0, last, np.zeros(grid.size))
+    p = np.linspace(0.0, 1.0, 200001)
+    Q = model.transition(z, 0.0)[0]
+    q = (model.follower_reward(np.repeat(z, len(p), 0), 0.0)
+         + model.delta * np.einsum("xay,ky->kxa", Q, grid.interpolate(last, np.stack([1 - p, p], axis=1))))
+    gap = q[:, 0, 1] - q[:, 0, 0]
+    roots = p[:-1][(np.sign(gap[:-1]) * np.sign(gap[1:]) < 0) | (gap[:-1] == 0)]  # the leader earns p (nothing after)
+    assert len(roots) == 7 and count[0] >= 7, (roots, count)
+    expect = roots.max() if selection == "optimistic" else roots.min()
+    assert abs(W[0] - expect) < 1e-5, (W[0], roots)
+
+
 @pytest.mark.parametrize("selection", ["optimistic", "pessimistic"])
 @pytest.mark.parametrize("model", [Threshold, pytest.param(Threshold3, marks=pytest.mark.slow)])
 def test_threshold_game_by_hand(selection, model):
