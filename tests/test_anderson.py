@@ -39,6 +39,32 @@ def test_same_solution_as_picard_in_fewer_sweeps(runfile, n, nt):
     assert np.max(np.abs(mass - 1.0)) < 1e-12 and a.m.min() >= -1e-14
 
 
+def test_mixing_parameter_changes_the_path_not_the_fixed_point():
+    """The damped step (β < 1, the density path's default 0.8) and the plain one (β = 1)
+    reach the same u and m; β outside (0, 1] is refused."""
+    from petsc4py import PETSc
+    opts, sols = PETSc.Options(), {}
+    try:
+        for beta in (None, 1.0, 0.5):
+            if beta is not None:
+                opts.setValue("anderson_beta", beta)
+            solver = AndersonSolver(_problem("congestion_2d.toml", [16, 16], 6), tol=1e-10)
+            assert solver.beta == (0.8 if beta is None else beta)
+            sols[beta] = solver.solve()
+            assert sols[beta].converged
+        for beta in (0.0, 1.5):
+            opts.setValue("anderson_beta", beta)
+            with pytest.raises(ValueError, match="-anderson_beta"):
+                AndersonSolver(_problem("congestion_2d.toml", [16, 16], 6))
+    finally:
+        opts.delValue("anderson_beta")
+    for beta in (1.0, 0.5):
+        for k in ("u", "m"):
+            ref = getattr(sols[None], k)
+            assert np.max(np.abs(getattr(sols[beta], k) - ref)) < 1e-8 * np.max(np.abs(ref)), (beta, k)
+    assert AndersonSolver(_problem("lq_mfg_1d.toml", [20], 4)).beta == 1.0  # the mean path
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("runfile, n, nt", [("lq_mfg_2d.toml", [24, 20], 8), ("congestion_2d.toml", [24, 24], 8)])
 def test_scipy_baseline_solves_the_same_fixed_point(runfile, n, nt):

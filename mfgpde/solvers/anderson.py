@@ -2,9 +2,10 @@
 
     x = Φ(x),   Φ(x) = the density path m̃ = FP(u; x), u = HJB(x),
 
-solved by Anderson mixing of depth `depth` (`-anderson_m`; type II, no damping):  with f_k = Φ(x_k) − x_k,
+solved by Anderson mixing of depth `depth` (`-anderson_m`; type II) with mixing parameter β
+(`-anderson_beta`):  with f_k = Φ(x_k) − x_k,
 
-    γ = argmin |f_k − ΔF γ|_2,   x_{k+1} = Φ(x_k) − ΔG γ,
+    γ = argmin |f_k − ΔF γ|_2,   x_{k+1} = Φ(x_k) − ΔG γ − (1 − β)(f_k − ΔF γ),
 
 ΔF, ΔG the last `depth` differences of f and Φ.  The differences are kept in single
 precision: they only steer the next iterate, which every evaluation checks exactly, and a
@@ -37,6 +38,10 @@ from .problem import SolverError
 # Inexact sweeps: evaluation k solves its HJB steps and Fokker–Planck steps to the relative
 # accuracy eta = FORCING · (the changes of evaluation k − 1), within [FLOOR · tol, LOOSEST].
 FORCING, FLOOR, LOOSEST = 1e-4, 1e-1, 1e-4
+# Mixing parameter β of the density path: the 2-D congestion study takes 14 sweeps with
+# β = 0.8 and 16 with β = 1 at 257²×100 (13 and 15 at 129²×50).  The mean path keeps
+# β = 1: the 2-D LQ study takes 9 sweeps with β = 0.7 against 8 at 129²×50.
+BETA_DENSITY = 0.8
 
 
 class AndersonSolver:
@@ -54,6 +59,9 @@ class AndersonSolver:
         self.depth = PETSc.Options().getInt("anderson_m", depth)
         if self.depth < 1:
             raise ValueError("-anderson_m: the mixing depth must be at least 1")
+        self.beta = PETSc.Options().getReal("anderson_beta", 1.0 if self.through_mean else BETA_DENSITY)
+        if not 0.0 < self.beta <= 1.0:
+            raise ValueError("-anderson_beta: the mixing parameter must lie in (0, 1]")
 
     # -- the unknown and the densities the model sees ---------------------------------
     def _means(self, m_path):
@@ -132,12 +140,16 @@ class AndersonSolver:
             f_prev, f = f, np.empty_like(f)
             g_prev = g.copy() if self.through_mean else None
             x[:] = g
+            if self.beta != 1.0:  # ΔX = ΔG − ΔF: the damped step needs no x history
+                x -= (1.0 - self.beta) * f_prev
             if dF:
                 local = np.array([[dot(a, b) for b in dF] + [dot(a, f_prev)] for a in dF])
                 system = comm.allreduce(local)  # the normal equations ΔFᵀΔF γ = ΔFᵀ f, one reduction
                 gamma = np.linalg.lstsq(system[:, :-1], system[:, -1], rcond=1e-13)[0]
-                for c, d in zip(gamma, dG):
+                for c, d, e in zip(gamma, dG, dF):
                     x -= c * d
+                    if self.beta != 1.0:
+                        x += (1.0 - self.beta) * c * e
 
     def solve(self, state=None):
         """From m = m0 at every time, or from a saved state {iteration, u, m} (owned blocks)."""
