@@ -16,6 +16,9 @@ no state's follower gains more than ε by deviating for one step (the continuati
 fixed); ε = 0 is the pessimistic leader.  The ε-equilibria of a mixed family form intervals
 of its mixing probability, enumerated by their ends, the sample points inside them and the
 exact roots (two states mixing are not enumerated).
+Ties in the leader's choice: every action within TIE_RTOL of the best value is optimal; the
+ends of that set are reported (on an interval narrowed to the candidate spacing / 11^4) and
+the leader plays its lowest point, which does not move when the candidates are refined.
 Values between grid points are interpolated linearly; rows of z are independent, so the
 grid's points are split over MPI ranks and the result does not depend on their number.
 """
