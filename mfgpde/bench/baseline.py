@@ -14,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import bicgstab, gmres, spsolve
 
+from ..solvers.anderson import BETA_DENSITY
 from ..solvers.picard import relative_change
 
 # The PETSc HJB solver's SNES tolerances (hjb.py): rtol, atol, stol, max_it.
@@ -219,8 +220,8 @@ def scipy_anderson(problem, tol=1e-8, max_iterations=200, depth=5):
     """The strong baseline, one process: the fixed point x = Φ(x) of AndersonSolver (x the
     mean path for a model that reads the density only through its mean, else the density
     path), Anderson(depth) mixing written in numpy (Walker & Ni, least squares on the last
-    `depth` differences), each sweep with BiCGSTAB + Jacobi per linear solve; the same
-    stopping rule as AndersonSolver.  Returns the dict of `scipy_picard`."""
+    `depth` differences, AndersonSolver's mixing parameter β), each sweep with BiCGSTAB +
+    Jacobi per linear solve; the same stopping rule as AndersonSolver.  Returns the dict of `scipy_picard`."""
     from ..models import Density
     grid = problem.grid
     if grid.comm.Get_size() > 1:
@@ -230,6 +231,7 @@ def scipy_anderson(problem, tol=1e-8, max_iterations=200, depth=5):
     hjb_pattern, fp_pattern = _Pattern(ops, False), _Pattern(ops, True)
     model, nt = problem.model, problem.nt
     through_mean = model.couples_through_mean and not model.couples_locally
+    beta = 1.0 if through_mean else BETA_DENSITY  # AndersonSolver's mixing parameter
     x_axes = [np.broadcast_to(xd, grid.owned_shape) for xd in problem.x]
     means = lambda m: np.stack([grid.integrate(m * xd) for xd in x_axes], axis=-1)  # noqa: E731
     shape = (nt + 1,) + grid.owned_shape
@@ -267,9 +269,9 @@ def scipy_anderson(problem, tol=1e-8, max_iterations=200, depth=5):
             dF = np.stack([F[i + 1] - F[i] for i in range(len(F) - 1)], axis=1)
             dG = np.stack([G[i + 1] - G[i] for i in range(len(G) - 1)], axis=1)
             gamma = np.linalg.lstsq(dF, f, rcond=None)[0]
-            x = g - dG @ gamma
+            x = g - dG @ gamma - (1.0 - beta) * (f - dF @ gamma)
         else:
-            x = g
+            x = g - (1.0 - beta) * f
     return {"u": u, "m": m, "iterations": k, "newton_iterations": counters["newton_iterations"],
             "linear_solves": counters["linear_solves"], "linear_iterations": counters["linear_iterations"],
             "wall_time": time.perf_counter() - start, "converged": converged}
