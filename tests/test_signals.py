@@ -36,7 +36,7 @@ from conftest import ROOT, RUNS, _env, checkpoint_iteration, mfgpde, mfgpde_back
 SLOW = ["-fp_ksp_type", "gmres", "-fp_pc_type", "none", "-fp_ksp_gmres_restart", "3", "-fp_ksp_max_it", "100000",
         "-hjb_ksp_type", "gmres", "-hjb_pc_type", "none", "-hjb_ksp_gmres_restart", "3",
         "-hjb_ksp_max_it", "100000", "-hjb_ksp_rtol", "1e-10"]
-STUDY = [RUNS / "lq_mfg_2d.toml", "--set", "grid.n=[160,160]", "--set", "time.nt=50",
+STUDY = [RUNS / "lq_mfg_2d.toml", "--set", "grid.n=[200,200]", "--set", "time.nt=50",
          "--set", "solver.coupling='picard'", "--set", "solver.tolerance=1.5e-4", "--set", "solver.damping=1.0",
          "--set", "output.checkpoint_every=2",
          "--set", "output.plots=true", *SLOW]
@@ -230,7 +230,7 @@ def _check_stop(run, out, reference, code, what, sent, message=True, exact=True)
 
 # (after a line of the run's output, seconds later): in iterations, right at the checkpoint
 # writes of iterations 2 and 4, after the last iteration (writing the solution, its closed
-# form, XDMF) and while plotting; the study converges in 7 iterations of about 1.9 s, and a
+# form, XDMF) and while plotting; the study converges in 7 iterations of about 2.2 s, and a
 # signal leaves at least 1.2 s of its iteration, so that an iteration the stop waited for shows
 MOMENTS = [(1, 0.0), (1, 0.6), (2, 0.0), (2, 0.02), (3, 0.4), (4, 0.0), (5, 0.2), (6, 0.6),
            ("last", 0.0), (r"converged in", 0.0)]
