@@ -235,14 +235,18 @@ def _check_petsc(cfg):
 
 
 def _validate_discrete(data):
-    """[model], [grid] n (points per edge of the simplex), [time] T (steps, or "infinite" for
-    the stationary master value), steps (of the forward path when infinite), z1 (the initial
-    population state), [solver] leader (optimistic | pessimistic), epsilon, leader_points,
+    """[model], [grid] n (points per edge of the simplex), beliefs, [time] T (steps, or
+    "infinite" for the stationary master value), steps (of the forward path when infinite),
+    z1 (the initial population state), prior, [solver] leader (optimistic | pessimistic), epsilon, leader_points,
     tolerance, max_iterations, [output] file, plots."""
     cfg = _sections(data, "discrete")
     n, t, s = cfg["grid"]["n"], cfg["time"], cfg["solver"]
     if not _is_int(n) or not 1 <= n <= 100000:
         raise ConfigError(f"grid.n: points per edge of the simplex, an integer >= 1, got {n!r}")
+    if not _is_int(cfg["grid"]["beliefs"]) or not 2 <= cfg["grid"]["beliefs"] <= 1001:
+        raise ConfigError(f"grid.beliefs: an integer from 2 to 1001, got {cfg['grid']['beliefs']!r}")
+    if not _is_number(t["prior"]) or not 0 <= t["prior"] <= 1:
+        raise ConfigError(f"time.prior: a probability in [0, 1], got {t['prior']!r}")
     if t["T"] != "infinite" and (not _is_int(t["T"]) or t["T"] < 1):
         raise ConfigError(f"time.T: a number of steps >= 1 or \"infinite\", got {t['T']!r}")
     if not _is_int(t["steps"]) or t["steps"] < 1:

@@ -1,7 +1,8 @@
 """The game families, and the one place that picks a pipeline for a configuration.
 
 Each family says whether it takes [petsc] options, and names its pipeline (a module of
-mfgpde/pipelines whose `run(cfg, out, verbose, restart)` builds, solves and writes a study).
+mfgpde/pipelines whose `run(cfg, out, verbose, restart)` builds, solves and writes a study);
+a model class may name another (`pipeline`, as the leaders with a private type do).
 """
 import importlib
 from dataclasses import dataclass
@@ -21,7 +22,8 @@ class Family:
         if self.petsc:
             from .pipelines.common import apply_petsc_options
             apply_petsc_options(cfg["petsc"])
-        pipeline = importlib.import_module(f".pipelines.{self.pipeline}", __package__)
+        name = getattr(registry.lookup(cfg["model"]["name"]), "pipeline", self.pipeline)
+        pipeline = importlib.import_module(f".pipelines.{name}", __package__)
         return pipeline.run(cfg, out, verbose=verbose, restart=restart)
 
 

@@ -112,13 +112,18 @@ SCHEMA = {
     "discrete": {
         "model": MODEL,
         "grid": [Key("n", "integer in [1, 100000]", 50, "points per edge of the simplex of population states (2 "
-                                                        "follower states: an interval; 3: a triangle)")],
+                                                        "follower states: an interval; 3: a triangle)"),
+                 Key("beliefs", "integer in [2, 1001]", 11, "a leader with a private type: equally spaced beliefs π "
+                                                           "in [0, 1] of the master equation over (π, z), the prior "
+                                                           "added")],
         "time": [
             Key("T", "integer ≥ 1, or `\"infinite\"`", "infinite", "a number of steps (a finite horizon), or the "
                                                                    "stationary master value of the discounted game"),
             Key("steps", "integer ≥ 1", 20, "length of the forward equilibrium path for an infinite horizon"),
             Key("z1", "shares ≥ 0 summing to 1, one per follower state", REQUIRED,
                 "the initial population state of the forward path"),
+            Key("prior", "number in [0, 1]", 0.5, "a leader with a private type: the prior probability of its "
+                                                  "second type, the belief the paths start from"),
         ],
         "solver": [
             Key("leader", "`\"optimistic\"` \\| `\"pessimistic\"`", "optimistic",
@@ -131,7 +136,9 @@ SCHEMA = {
                                                     "refinements"),
             Key("commitment_steps", "integer 0 to 4", 1, "k of the leader's k-step commitment gain along the path, "
                                                     "checked with an independent enumeration of the followers' "
-                                                    "equilibria (0: not computed; not with epsilon > 0)"),
+                                                    "equilibria (0: not computed; not with epsilon > 0); for a "
+                                                    "leader with a private type 0 or 1: its prescription checked "
+                                                    "against every pair of actions at every step"),
             Key("tolerance", "number ≥ 1e-14", 1e-9, "infinite horizon: stop when the sup-change of the master value "
                                                      "falls below this"),
             Key("max_iterations", "integer ≥ 1", 2000, "infinite horizon: iterations of the master map before the "

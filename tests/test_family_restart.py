@@ -24,9 +24,11 @@ STUDIES = {
     "master_infinite": [RUNS / "infection_vaccination.toml", "--set", "grid.n=6", "--set", "time.steps=2",
                         "--set", "solver.tolerance=1e-4", "--set", "solver.leader_points=11",
                         "--set", "output.plots=false"],
+    "master_private": [RUNS / "infection_private_severity.toml", "--set", "grid.n=6", "--set", "time.T=8",
+                       "--set", "grid.beliefs=5", "--set", "solver.leader_points=11", "--set", "output.plots=false"],
 }
-TOTAL = {"leader_follower": 32, "master_finite": 8, "master_infinite": 19}  # levels / iterations of a run
-KILL_AT = {"leader_follower": 3, "master_finite": 2, "master_infinite": 4}
+TOTAL = {"leader_follower": 32, "master_finite": 8, "master_infinite": 19, "master_private": 8}  # levels/iterations
+KILL_AT = {"leader_follower": 3, "master_finite": 2, "master_infinite": 4, "master_private": 2}
 MFG = [RUNS / "lq_mfg_1d.toml", "--set", "grid.n=[40]", "--set", "time.nt=20", "--set", "output.plots=false"]
 FAMILIES = list(STUDIES)
 
@@ -128,7 +130,7 @@ def test_sigterm_writes_the_last_level_and_stops(references, tmp_path):
     assert not ckpt.exists()  # removed once the result is written
 
 
-@pytest.mark.parametrize("family", ["master_finite", "master_infinite"])
+@pytest.mark.parametrize("family", ["master_finite", "master_infinite", "master_private"])
 def test_wall_time_budget_writes_the_last_level_and_stops(family, references, tmp_path):
     """A budget that expires mid-run (no periodic checkpoints): exit 124, one line, the
     checkpoint of the last completed level; the restart ends at the uninterrupted result."""
@@ -172,7 +174,7 @@ def mfg_checkpoint(tmp_path_factory):
     return out.with_name("m.ckpt.h5")
 
 
-@pytest.mark.parametrize("family", ["leader_follower", "master_finite"])
+@pytest.mark.parametrize("family", ["leader_follower", "master_finite", "master_private"])
 def test_a_checkpoint_of_another_family_is_refused(family, killed, mfg_checkpoint, tmp_path):
     proc = run_in_process("run", *STUDIES[family], "--restart", mfg_checkpoint, "-o", tmp_path / "x.h5")
     line = _one_line(proc)
@@ -190,7 +192,8 @@ def test_a_checkpoint_of_another_family_is_refused(family, killed, mfg_checkpoin
     ("leader_follower", "grid.n=[16,12]", "grid.n"), ("leader_follower", "time.nt=16", "time.nt"),
     ("leader_follower", 'solver.coupling="newton"', "solver.coupling"),
     ("master_finite", "grid.n=8", "grid.n"), ("master_finite", "solver.leader_points=21", "solver.leader_points"),
-    ("master_infinite", None, "time.T")])
+    ("master_infinite", None, "time.T"), ("master_private", "grid.beliefs=7", "grid.beliefs"),
+    ("master_private", "time.prior=0.3", "time.prior")])
 def test_an_incompatible_checkpoint_is_refused(family, change, key, killed, tmp_path):
     """Another grid, time or level-deciding solver setting; the finite horizon's levels for
     the infinite one."""

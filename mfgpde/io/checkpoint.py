@@ -16,7 +16,8 @@ from .hdf5 import CorruptFileError, verify, write_result
 KIND = "mfgpde-checkpoint"
 FORMAT = 2
 MUST_MATCH = ("model", "grid", "time")  # sections a restart may not change
-FAMILIES = {"mfg": "an MFG", "leader_follower": "a leader-follower", "master": "a master-equation"}
+FAMILIES = {"mfg": "an MFG", "leader_follower": "a leader-follower", "master": "a master-equation",
+            "private_type": "a private-type master-equation"}
 
 
 class CheckpointError(ValueError):

@@ -86,6 +86,8 @@ def plot_result(path, outdir=None, times=None, formats=("png",), dpi=100) -> lis
     populations = sorted(int(k[5:]) for k in res.fields if k.startswith("m_pop"))
     if res.attrs.get("kind") == "stackelberg":
         _stackelberg(path, res, names, model, stem, plt, out)
+    elif res.attrs.get("kind") == "stackelberg_private_type":
+        _private_type(res, names, model, stem, plt, out)
     elif res.attrs.get("kind") == "leader_follower":
         from .leader_follower_plots import plot_leader_follower
         plot_leader_follower(res, t, ks, model, stem, plt, out)
@@ -245,3 +247,38 @@ def _stackelberg(path, res, names, model, stem, plt, out):
     axs[1].legend(fontsize="small")
     axs[1].set(xlabel="t", ylabel=action, title=f"{model}: the leader's {action} along the path")
     out(fig, Path(f"{stem}_path.png"))
+
+
+def _private_type(res, names, model, stem, plt, out):
+    """A leader with a private type: where its types pool over (belief, z) and the action
+    each type plays at the beliefs 0, prior and 1 (first level); each type's path."""
+    types, action = list(res.attrs["leader_types"]), str(res.attrs.get("leader_action", "leader action"))
+    belief, x = res.axes["belief"], res.axes[names[1]]
+    prior = float(res.attrs["prior"])
+    fig, axs = plt.subplots(1, 3, figsize=(14, 4), constrained_layout=True)
+    pc = axs[0].pcolormesh(x, belief, res.fields["pooling"][0], shading="auto", vmin=0, vmax=1, cmap="Greys")
+    fig.colorbar(pc, ax=axs[0], label="pooling (1) or separating (0)")
+    axs[0].set(xlabel=names[1], ylabel="belief π (second type)", title=f"{model}: the types pool (t = 1)")
+    rows = sorted({0, int(np.argmin(np.abs(belief - prior))), len(belief) - 1})
+    for ax, theta in zip(axs[1:], types):
+        for j in rows:
+            ax.plot(x, res.fields[f"leader_action_{theta}"][0, j], label=f"π = {belief[j]:.3g}")
+        ax.set(xlabel=names[1], ylabel=action, title=f"{theta}'s {action} (t = 1)")
+        ax.legend(fontsize="small")
+    out(fig, Path(f"{stem}_policies.png"))
+    fig, axs = plt.subplots(1, 3, figsize=(14, 4), constrained_layout=True)
+    for theta, style in zip(types, ("-", "--")):
+        traj = res.extra[f"trajectory_{theta}"]
+        t = np.arange(len(traj["z"]))
+        axs[0].plot(t, traj["z"][:, -1], style, marker=".", label=theta)
+        axs[1].step(t, traj["belief"], style, where="post", label=theta)
+        axs[2].step(t[:-1], traj["leader_action"], style, where="post", label=theta)
+    states = res.attrs.get("states", [])
+    axs[0].set(xlabel="t", ylabel=f"share z({states[-1] if states else 'last state'})",
+               title=f"{model}: each type's path")
+    axs[1].set(xlabel="t", ylabel="belief π", title="the followers' belief")
+    axs[2].set(xlabel="t", ylabel=action, title=f"the {action} played")
+    for ax in axs:
+        ax.legend(fontsize="small")
+    out(fig, Path(f"{stem}_path.png"))
+

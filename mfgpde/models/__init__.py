@@ -3,10 +3,10 @@ the family bases (`MFGModel`, `LeaderFollowerModel`, `DiscreteGameModel`)."""
 from . import lq_mfg  # noqa: F401  (registers)
 from . import congestion  # noqa: F401
 from . import robust_designer  # noqa: F401
-from . import infection, technology  # noqa: F401
+from . import infection, infection_private, technology  # noqa: F401
 from . import lq_stackelberg, saturated_stackelberg  # noqa: F401
 from .base import Density, MFGModel, ModelError
-from .discrete import DiscreteGameModel
+from .discrete import DiscreteGameModel, PrivateTypeModel
 from .leader_follower import LeaderFollowerModel
 from .registry import create, defaults, family, load_source, lookup, models, parameters, register
 

@@ -58,6 +58,24 @@ class DiscreteGameModel(MFGModel):
         return float(value[0]), float(value[1])
 
 
+class PrivateTypeModel(DiscreteGameModel):
+    """A leader with a private type of two values (`leader_types`, labels), drawn from the
+    prior and kept: follower_reward returns (k, 2, S, A) and leader_reward (k, 2), the
+    rewards under each type.  Transitions depend on the leader's action, not on its type
+    (the population state would reveal it)."""
+
+    leader_types = ()
+    pipeline = "private_type"  # families.py: the master equation over (belief, z)
+
+    def follower_reward(self, z, b):
+        """R^f[k, θ, x, a]."""
+        raise NotImplementedError
+
+    def leader_reward(self, z, b, policy):
+        """R^l[k, θ] for the prescriptions policy[k, x, a]."""
+        raise NotImplementedError
+
+
 def population_update(z, policy, Q):
     """z'[k, x'] = Σ_x z[k, x] Σ_a policy[k, x, a] Q[k, x, a, x']."""
     return np.einsum("kx,kxa,kxay->ky", z, policy, Q)

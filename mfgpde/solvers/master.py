@@ -297,21 +297,7 @@ class MasterSolver:
         computed (a checkpoint's), in the order of computation (t = T first);
         on_level(k, levels) after each, k levels computed.  A stop request (polled before
         every level, collectively) leaves with state (k, levels) of the completed ones."""
-        levels = list(done)
-        Vf, Vl = (levels[-1].Vf, levels[-1].Vl) if levels else self._zero()
-        try:
-            while len(levels) < T:
-                poll(self.grid.comm)
-                st = self.level(Vf, Vl)
-                levels.append(st)
-                Vf, Vl = st.Vf, st.Vl
-                if on_level is not None:
-                    on_level(len(levels), levels)
-        except StopRequested as stop:
-            if levels:
-                stop.state = (len(levels), list(levels))
-            raise
-        return levels[::-1]
+        return backward(self.level, self._zero(), T, self.grid.comm, done, on_level)
 
     def stationary(self, tol=1e-9, max_iterations=2000, start=None, on_iteration=None):
         """Iterate the master map from V = 0 (or from `start` = (stage, history), a
@@ -349,6 +335,26 @@ class MasterSolver:
             z = st.z_next
             path["z"].append(z[0])
         return {k: np.array(v) for k, v in path.items()}
+
+
+def backward(level, zero, T, comm, done=(), on_level=None):
+    """Levels t = 1..T (list, first = t = 1) by level(Vf, Vl) → a stage with Vf, Vl, from
+    `zero` = (Vf, Vl) after T; `done`, on_level and a stop request as MasterSolver.finite."""
+    levels = list(done)
+    Vf, Vl = (levels[-1].Vf, levels[-1].Vl) if levels else zero
+    try:
+        while len(levels) < T:
+            poll(comm)
+            st = level(Vf, Vl)
+            levels.append(st)
+            Vf, Vl = st.Vf, st.Vl
+            if on_level is not None:
+                on_level(len(levels), levels)
+    except StopRequested as stop:
+        if levels:
+            stop.state = (len(levels), list(levels))
+        raise
+    return levels[::-1]
 
 
 def follower_exploitability(model, path, terminal):

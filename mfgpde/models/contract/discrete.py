@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from ..discrete import PrivateTypeModel
 from .common import ROW_MIN_TOL, ROW_SUM_TOL, Check, _g, _guard, _vec
 
 
@@ -82,23 +83,25 @@ def _rewards_check(model, z, scalars, rows, S, A, rng):
     pure = np.zeros((k, S, A))
     pure[np.arange(k)[:, None], np.arange(S)[None], rng.integers(0, A, (k, S))] = 1.0
     policies.append(pure)
+    types = (2,) if isinstance(model, PrivateTypeModel) else ()  # one reward per leader type
     for b in scalars + [rows]:
         Rf = np.asarray(model.follower_reward(z, b), dtype=float)
-        if Rf.shape != (k, S, A):
-            return Check("rewards", False, f"follower_reward has shape {Rf.shape}, expected {(k, S, A)}")
+        if Rf.shape != (k, *types, S, A):
+            return Check("rewards", False, f"follower_reward has shape {Rf.shape}, expected {(k, *types, S, A)}")
         if not np.isfinite(Rf).all():
             j = np.unravel_index(int(np.argmax(~np.isfinite(Rf))), Rf.shape)
             bv = b if np.ndim(b) == 0 else b[j[0]]
             return Check("rewards", False, f"follower_reward not finite at z={_vec(z[j[0]])}, b={_g(bv)}, "
-                                           f"x={model.states[j[1]]}, a={model.actions[j[2]]}")
+                                           f"x={model.states[j[-2]]}, a={model.actions[j[-1]]}")
         for policy in policies:
             Rl = np.asarray(model.leader_reward(z, b, policy), dtype=float)
-            if Rl.shape != (k,):
-                return Check("rewards", False, f"leader_reward has shape {Rl.shape}, expected {(k,)}")
+            if Rl.shape != (k, *types):
+                return Check("rewards", False, f"leader_reward has shape {Rl.shape}, expected {(k, *types)}")
             if not np.isfinite(Rl).all():
-                j = int(np.argmax(~np.isfinite(Rl)))
+                j = np.unravel_index(int(np.argmax(~np.isfinite(Rl))), Rl.shape)[0]
                 bv = b if np.ndim(b) == 0 else b[j]
                 return Check("rewards", False, f"leader_reward not finite at z={_vec(z[j])}, b={_g(bv)}")
-    return Check("rewards", True, f"follower_reward and leader_reward finite, of shapes (k, S, A) and (k,), at {k} "
+    shapes = "(k, 2, S, A) and (k, 2)" if types else "(k, S, A) and (k,)"
+    return Check("rewards", True, f"follower_reward and leader_reward finite, of shapes {shapes}, at {k} "
                                   f"population states × {len(scalars) + 1} leader actions")
 
