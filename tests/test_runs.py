@@ -18,6 +18,8 @@ TINY = {
     "infection_vaccination.toml": ("master", ["grid.n=6", "time.steps=2", "solver.leader_points=5",
                                               "solver.tolerance=1e-4"]),
     "infection_epsilon.toml": ("master", ["grid.n=6", "time.T=3", "solver.leader_points=5"]),
+    "infection_private_severity.toml": ("private", ["grid.n=6", "time.T=3", "grid.beliefs=3",
+                                                    "solver.leader_points=5"]),
     "infection_vaccination_021.toml": ("master", ["grid.n=6", "time.steps=2", "solver.leader_points=5",
                                                   "solver.tolerance=1e-4"]),
     "lq_mfg_1d.toml": ("mfg", ["grid.n=[16]", "time.nt=4"]),
@@ -31,7 +33,8 @@ TINY = {
     "technology_adoption.toml": ("master", ["grid.n=6", "time.T=3", "solver.leader_points=5"]),
 }
 FIELDS = {"mfg": {"u", "m"}, "populations": {"u_pop1", "m_pop1"}, "leader_follower": {"V0", "V1", "u0", "u1"},
-          "master": {"V_leader", "leader_action", "equilibria"}}
+          "master": {"V_leader", "leader_action", "equilibria"},
+          "private": {"V_leader_mild", "V_leader_severe", "leader_action_mild", "pooling"}}
 
 
 @pytest.mark.parametrize("runfile", sorted(RUNS.glob("*.toml")), ids=lambda p: p.stem)
