@@ -175,6 +175,9 @@ def master(points, states, actions, trials, levels, ranks, plots=False):
     all trial leader actions and candidate equilibria at once, then every level kept whole."""
     S, A = states, actions
     equilibria = A ** S + S * A * (A - 1) // 2 * A ** (S - 1)
+    if S == 3:  # solvers/mixing.py: two indifferences at once, each family sampled on 11² points (~3 × 41)
+        families = S * math.comb(A, 3) * A ** (S - 1) + math.comb(S, 2) * math.comb(A, 2) ** 2 * A ** (S - 2)
+        equilibria += 3 * families
     work = MASTER_ROW * -(-points // ranks) * trials * equilibria * S * S * A
     kept = 8.0 * levels * points * (S * A + 2 * S + 3)
     lattice = 200.0 * points if S == 3 else 0.0  # built as Python tuples

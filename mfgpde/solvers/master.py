@@ -8,14 +8,16 @@
 
 The leader is scored with the followers' response to each candidate b (the paper's (30)
 prints the equilibrium response there, which would make it a Nash best response).  E(z, b)
-is enumerated: every pure prescription, and every prescription where one state mixes
-between two actions (its indifference solved for the mixing probability).  Where E has
+is enumerated: every pure prescription, every prescription where one state mixes
+between two actions (its indifference solved for the mixing probability), and on three
+follower states those where two indifferences hold at once (mixing.py: one state mixing
+three actions, or two states mixing).  Where E has
 several members the leader is optimistic (best for it) or pessimistic (worst; Guo, Hu & Zhang 2022).
 The ε-pessimistic leader guards against the worst ε-equilibrium: a prescription from which
 no state's follower gains more than ε by deviating for one step (the continuation values
 fixed); ε = 0 is the pessimistic leader.  The ε-equilibria of a mixed family form intervals
 of its mixing probability, enumerated by their ends, the sample points inside them and the
-exact roots (two states mixing are not enumerated).
+exact roots (the two-indifference families contribute their exact equilibria only).
 Ties in the leader's choice: every action within TIE_RTOL of the best value is optimal; the
 ends of that set are reported (on an interval narrowed to the candidate spacing / 11^4) and
 the leader plays its lowest point, which does not move when the candidates are refined.
@@ -30,6 +32,7 @@ import numpy as np
 
 from ..models.discrete import population_update
 from ..stop import StopRequested, poll
+from . import mixing
 from .problem import SolverError
 
 SELECTIONS = ("optimistic", "pessimistic")
@@ -105,6 +108,7 @@ class MasterSolver:
         self.pure = np.array(list(itertools.product(range(A), repeat=S)))
         self.mixed = [(x, a1, a2, rest) for x in range(S) for a1, a2 in itertools.combinations(range(A), 2)
                       for rest in itertools.product(range(A), repeat=S - 1)]
+        self.mixed2 = mixing.families(S, A)  # two indifferences at once (three states)
 
     # -- the followers ------------------------------------------------------------------
     def _q(self, z, b, Vf_next, z_next, Q):
@@ -146,6 +150,9 @@ class MasterSolver:
             for g, ok in self._mixed(z, b, Vf_next, Q, x, a1, a2, rest):
                 policies.append(g)
                 valid.append(ok)
+        for g, ok in mixing.equilibria(self, z, b, Vf_next, Q, self.mixed2):
+            policies.append(g)
+            valid.append(ok)
         return np.stack(policies, axis=1), np.stack(valid, axis=1)
 
     def _mixed(self, z, b, Vf_next, Q, x, a1, a2, rest, samples=41):
