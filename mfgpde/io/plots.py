@@ -86,6 +86,9 @@ def plot_result(path, outdir=None, times=None, formats=("png",), dpi=100) -> lis
     populations = sorted(int(k[5:]) for k in res.fields if k.startswith("m_pop"))
     if res.attrs.get("kind") == "stackelberg":
         _stackelberg(path, res, names, model, stem, plt, out)
+    elif res.attrs.get("kind") == "incentive":
+        from .incentive_plots import plot_incentive
+        plot_incentive(res, model, stem, plt, out)
     elif res.attrs.get("kind") == "leader_follower":
         from .leader_follower_plots import plot_leader_follower
         plot_leader_follower(res, t, ks, model, stem, plt, out)
