@@ -10,6 +10,7 @@ discrepancy above TOLERANCE makes the run unconverged (<stem>.unconverged.h5, ex
 """
 import math
 import pathlib
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +21,7 @@ from ..closedforms.incentive import comparison, gain_growth, log_slope, mean_fie
 from ..config import ConfigError
 from ..io import on_root, write_result
 from ..validation.incentive_check import NODES, followers_checks, major_minor_checks
-from .common import build_model, output_path, root_attributes, unconverged_path
+from .common import build_model, output_path, peak_memory_mb, root_attributes, unconverged_path
 
 TOLERANCE = 1e-8  # of every relative discrepancy of the numerical checks
 MEASURED = ("uncontrolled_gap",)  # discrepancies that measure a departure, not an error
@@ -40,7 +41,7 @@ def run(cfg, out, verbose=True, restart=None):
     if restart:
         raise ConfigError(f"--restart {restart}: an incentive-design study is static (closed forms and one pass of "
                           "checks) and has nothing to restart; run it without --restart")
-    comm = MPI.COMM_WORLD
+    comm, start = MPI.COMM_WORLD, time.perf_counter()
     model = build_model(cfg, guard=lambda m: _check_memory(cfg, m, comm))
     Ns = cfg["study"]["N"]
     tables, attrs, extra = (_major_minor if model.major else _followers)(model, Ns, cfg["study"])
@@ -53,7 +54,8 @@ def run(cfg, out, verbose=True, restart=None):
         status = (f"closed forms at {len(Ns)} follower counts, checked numerically at N = {_list(checked)}: largest "
                   f"discrepancy {max(v for k, v in worst.items() if k not in MEASURED):.1e} <= {TOLERANCE:g}")
     else:
-        status = "not converged: numerical checks failed: " + ", ".join(f"{k} {v:.1e} > {TOLERANCE:g}"
+        at = {k: checked[int(np.argmax(group[k]))] for k in failed}
+        status = "not converged: numerical checks failed: " + ", ".join(f"{k} {v:.1e} > {TOLERANCE:g} at N = {at[k]}"
                                                                         for k, v in failed.items())
     if verbose and comm.Get_rank() == 0:
         for line in _summary(model, tables, attrs):
@@ -61,7 +63,8 @@ def run(cfg, out, verbose=True, restart=None):
     attrs.update({f"check_{k}": v for k, v in worst.items()}, check_tolerance=TOLERANCE, checked_N=checked,
                  check_samples=cfg["check"]["samples"], check_seed=cfg["check"]["seed"])
     target = output_path(out, converged)
-    root = root_attributes(model, cfg, status, converged, None, kind="incentive", **attrs)
+    root = root_attributes(model, cfg, status, converged, None, kind="incentive", peak_memory_mb=peak_memory_mb(comm),
+                           wall_time=time.perf_counter() - start, **attrs)
     extra = {**(extra or {}), **({"checks": group} if checked else {})}
     on_root(comm, lambda: write_result(target, axes={"N": np.asarray(Ns, float)}, t=np.zeros(1),
                                        fields={k: np.asarray(v, float)[None] for k, v in tables.items()},
