@@ -167,3 +167,13 @@ def test_one_and_two_ranks_write_the_same_numbers(tmp_path):
             assert set(one[group]) == set(two[group])
             for key in one[group]:
                 assert np.array_equal(one[group][key][()], two[group][key][()]), (group, key)
+
+
+def test_the_wall_time_budget_stops_the_checks(tmp_path):
+    """The ranks poll the stop request after each batch of N: a budget reached stops the
+    run with 124 and one line, and nothing is written (there is nothing to continue from)."""
+    out = tmp_path / "x.h5"
+    proc = run_in_process("run", FOLLOWERS, "--max-time", "0.001", "--set", "check.samples=20", "-o", out)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 124 and len(lines) == 1 and "nothing to continue from" in lines[0], proc.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -20,6 +20,7 @@ from .. import memory
 from ..closedforms.incentive import comparison, gain_growth, log_slope, mean_field_errors
 from ..config import ConfigError
 from ..io import on_root, write_result
+from ..stop import watch
 from ..validation.incentive_check import NODES, followers_checks, major_minor_checks
 from .common import build_model, output_path, peak_memory_mb, root_attributes, unconverged_path
 
@@ -130,12 +131,17 @@ def _major_minor(model, Ns, study):
 
 def _checks(model, Ns, check, comm):
     """The discrepancies per N checked (a group: N and one dataset per discrepancy), their
-    largest values, and the N checked.  Rank r takes the checked N of index r, r + P, ...;
-    all are gathered."""
+    largest values, and the N checked.  The P ranks take the checked N P at a time, rank r
+    the r-th of each batch, and poll the stop request together after each batch (a signal
+    or the budget: StopRequested, nothing to continue from); all are gathered."""
     checked = [N for N in Ns if N <= check["max_N"]]
     run = major_minor_checks if model.major else followers_checks
-    mine = {N: run(model.game(N), check["samples"], check["seed"])
-            for N in checked[comm.Get_rank()::comm.Get_size()]}
+    mine, rank, size = {}, comm.Get_rank(), comm.Get_size()
+    for batch in range(0, len(checked), size):
+        if batch + rank < len(checked):
+            N = checked[batch + rank]
+            mine[N] = run(model.game(N), check["samples"], check["seed"])
+        watch.poll(comm)
     found = {N: d for part in comm.allgather(mine) for N, d in part.items()}
     names = list(found[checked[0]]) if checked else []
     group = {"N": np.asarray(checked, float), **{k: np.array([found[N][k] for N in checked]) for k in names}}
