@@ -177,3 +177,24 @@ def test_the_wall_time_budget_stops_the_checks(tmp_path):
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 124 and len(lines) == 1 and "nothing to continue from" in lines[0], proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_output_over_the_run_file_is_refused(tmp_path):
+    runfile = tmp_path / "study.toml"
+    runfile.write_text(FOLLOWERS.read_text())
+    proc = run_in_process("run", runfile, "-o", runfile)
+    assert proc.returncode == 2 and "output.file" in proc.stderr and runfile.read_text() == FOLLOWERS.read_text()
+
+
+def test_the_python_api(tmp_path, monkeypatch):
+    """mfgpde.solve runs the same pipeline: the fields, and NotConverged on a failed check."""
+    import mfgpde
+    from mfgpde.pipelines import incentive
+    sets = {"check.max_N": 2, "check.samples": 20}
+    result = mfgpde.solve(MAJOR, sets)
+    assert result.converged and list(result.grid["N"]) == [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
+    expected = [MajorMinorGame(N=n, **_params(MAJOR)).nash()["J0"] for n in result.grid["N"]]
+    assert np.allclose(result.nash_J0[0], expected, rtol=1e-12)
+    monkeypatch.setattr(incentive, "TOLERANCE", 0.0)
+    with pytest.raises(mfgpde.NotConverged, match="numerical checks failed"):
+        mfgpde.solve(MAJOR, sets)
