@@ -8,7 +8,7 @@ from .registry import register
 
 @register
 class IncentiveFollowers(IncentiveModel):
-    """a leader and N symmetric followers: the incentive that enforces the team optimum, its gain growing like N"""
+    """A leader and N symmetric followers: the incentive that enforces the team optimum, its gain growing like N"""
     name = "incentive_followers"
     parameters = {"a": 0.5, "q": 2.0, "rho": 1.0, "mu": 1.0, "s": 0.5}
 

@@ -9,7 +9,7 @@ from .registry import register
 
 @register
 class IncentiveMajorMinor(IncentiveModel):
-    """a leader, a major follower and N minors: leader-optimal, leader-major-optimal and uncontrolled outcomes"""
+    """A leader, a major follower and N minors: leader-optimal, leader-major-optimal and uncontrolled outcomes"""
     name = "incentive_major_minor"
     major = True
     parameters = {"a": 0.5, "b": 1.0, "e": 0.2, "q": 2.0, "p": 0.5, "rho": 1.0, "mu": 1.0, "s": 0.5,
