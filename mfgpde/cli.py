@@ -205,7 +205,7 @@ def _run(args):
                 cfg["output"]["max_wall_time"] = parse_duration(args.max_time)
             except ValueError as e:
                 raise ConfigError(f"--max-time: {e}") from None
-        if cfg["output"]["max_wall_time"] is not None:
+        if cfg["output"].get("max_wall_time") is not None:  # a family without checkpoints has no budget
             watch.set_budget(parse_duration(cfg["output"]["max_wall_time"]))
         out = pathlib.Path(args.output or cfg["output"]["file"] or f"out/{pathlib.Path(args.runfile).stem}.h5")
         cfg["output"]["file"] = str(out)
@@ -238,7 +238,7 @@ def _run(args):
         if cfg["output"]["plots"]:
             from .config import plot_times_within
             from .io import plot_result
-            times, note = plot_times_within(cfg["output"].get("plot_times"), cfg["time"]["T"])
+            times, note = plot_times_within(cfg["output"].get("plot_times"), cfg.get("time", {}).get("T"))
             if note:
                 print(f"mfgpde: note: {note}")
             try:

@@ -1,7 +1,8 @@
 """Run files: TOML read as data, `--set section.key=value` overrides, validation.
 
 Sections: [model] (name, source + the model's parameters), [grid], [time], [solver],
-[output], [petsc]; which sections and keys exist depends on the game family of the model.
+[output], [petsc] ([study], [check] for incentive design); which sections and keys exist
+depends on the game family of the model.
 Every problem is a ConfigError whose message names the key.
 """
 import math
@@ -18,6 +19,7 @@ class ConfigError(ValueError):
 
 
 DEFAULTS = schema.defaults("mfg")  # the MFG family's, section by section
+SECTIONS = {s for sections in schema.SCHEMA.values() for s in sections}  # of any family
 COUPLINGS = ("auto", "anderson", "picard", "newton")
 TINY, HUGE = 1e-150, 1e150  # widths, steps and parameters whose squares (and their inverses) stay finite
 NEWTON_LINEAR = ("auto", "direct", "fieldsplit", "marching")
@@ -47,7 +49,7 @@ def load(path, overrides=()):
         section, dot, name = key.strip().partition(".")
         if not sep or not dot or not name:
             raise ConfigError(f"--set {item}: expected section.key=value")
-        if section not in DEFAULTS:
+        if section not in SECTIONS:
             raise ConfigError(f"--set {item}: unknown section [{section}]")
         target = data.setdefault(section, {})
         if not isinstance(target, dict):
@@ -73,8 +75,8 @@ def validate(data, base=None):
         family = registry.family(model["name"])
     except ModelError as e:
         raise ConfigError(str(e)) from None
-    return {"mfg": _validate_mfg, "discrete": _validate_discrete,
-            "leader_follower": _validate_leader_follower}[family](data)
+    return {"mfg": _validate_mfg, "discrete": _validate_discrete, "leader_follower": _validate_leader_follower,
+            "incentive": _validate_incentive}[family](data)
 
 
 def _validate_mfg(data):
@@ -308,4 +310,35 @@ def _validate_leader_follower(data):
         raise ConfigError(f"solver.max_iterations: a positive integer, got {s['max_iterations']!r}")
     _check_output({**DEFAULTS["output"], **cfg["output"]})
     _check_petsc(cfg)
+    return cfg
+
+
+def _validate_incentive(data):
+    """[model], [study] N (follower counts), b, p (the major-minor comparison; refused for a
+    game without a major), [check] samples, seed, max_N, [output] file, plots."""
+    from .models import registry
+    cfg = _sections(data, "incentive")
+    s, c = cfg["study"], cfg["check"]
+    N = s["N"]
+    if not isinstance(N, list) or len(N) < 2 or not all(_is_int(n) and n >= 1 for n in N) or len(set(N)) < len(N):
+        raise ConfigError(f"study.N: at least two distinct follower counts, integers >= 1, got {N!r}")
+    s["N"] = sorted(N)
+    major = registry.lookup(cfg["model"]["name"]).major
+    for key in ("b", "p"):
+        if not major and key in data.get("study", {}):
+            raise ConfigError(f"study.{key}: only a game with a major follower (incentive_major_minor) has the "
+                              f"comparison over b and p; model {cfg['model']['name']!r} has none")
+        v = s[key]
+        if not isinstance(v, list) or not v or not all(_is_number(x) and 0 <= x <= HUGE for x in v):
+            raise ConfigError(f"study.{key}: a non-empty list of numbers >= 0, got {v!r}")
+    if major and 0 in s["b"] and 0 in s["p"]:
+        raise ConfigError(f"study.p: p = 0 with b = 0 leaves the major's strategy undetermined; drop 0 from study.p "
+                          f"or from study.b (b = {s['b']!r}, p = {s['p']!r})")
+    if not _is_int(c["samples"]) or not 10 <= c["samples"] <= 1000000:
+        raise ConfigError(f"check.samples: an integer in [10, 1000000], got {c['samples']!r}")
+    if not _is_int(c["seed"]) or c["seed"] < 0:
+        raise ConfigError(f"check.seed: an integer >= 0, got {c['seed']!r}")
+    if not _is_int(c["max_N"]) or c["max_N"] < 0:
+        raise ConfigError(f"check.max_N: an integer >= 0 (0: no numerical check), got {c['max_N']!r}")
+    _check_output({**DEFAULTS["output"], **cfg["output"]})
     return cfg

@@ -31,6 +31,7 @@ FAMILIES = {f.name: f for f in (
     Family("mfg", registry.FAMILY_TITLES["mfg"], True, "mfg"),
     Family("leader_follower", registry.FAMILY_TITLES["leader_follower"], True, "leader_follower"),
     Family("discrete", registry.FAMILY_TITLES["discrete"], False, "discrete"),
+    Family("incentive", registry.FAMILY_TITLES["incentive"], False, "incentive"),
 )}
 
 

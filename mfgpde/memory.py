@@ -182,3 +182,11 @@ def master(points, states, actions, trials, levels, ranks, plots=False):
     kept = 8.0 * levels * points * (S * A + 2 * S + 3)
     lattice = 200.0 * points if S == 3 else 0.0  # built as Python tuples
     return BASE + (PLOTS if plots else 0) + work + kept + lattice
+
+
+def incentive(samples, N, major, nodes=17, plots=False):
+    """The numerical checks of an incentive game of N followers: 2 · samples antithetic rows
+    of N + 1 types; a follower's cost with the incentive evaluates every row at every node
+    at once (about six arrays of nodes × rows × N), the major-minor game's a few rows × N."""
+    rows = 8.0 * 2 * samples * (N + 1)
+    return BASE + (PLOTS if plots else 0) + rows * (8 if major else 6 * nodes + 4)

@@ -146,10 +146,32 @@ SCHEMA = {
         ],
         "output": [*OUTPUT, *CHECKPOINT],
     },
+    "incentive": {
+        "model": MODEL,
+        "study": [
+            Key("N", "list of distinct integers ≥ 1 (at least two)", [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000],
+                "follower counts of the tables (sorted); the slopes are fitted over all of them"),
+            Key("b", "list of numbers ≥ 0", [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0],
+                "`incentive_major_minor` only (refused for `incentive_followers`): the minors' imitation b of the "
+                "comparison of the leader's costs, in the mean field limit"),
+            Key("p", "list of numbers ≥ 0", [0.1, 0.5, 2.0],
+                "`incentive_major_minor` only (refused for `incentive_followers`): the leader's weights p on the "
+                "major's deviation in that comparison (p = 0 only where b has no 0)"),
+        ],
+        "check": [
+            Key("samples", "integer in [10, 1000000]", 1000, "antithetic pairs of type samples of the numerical "
+                                                             "best responses (their cost grows like samples · N)"),
+            Key("seed", "integer ≥ 0", 1, "seed of the samples"),
+            Key("max_N", "integer ≥ 0", 100, "the numerical checks run at the N of `study.N` up to this one "
+                                             "(0: none); a failed check makes the run unconverged (exit 3)"),
+        ],
+        "output": OUTPUT,
+    },
 }
 OPEN = ("model", "petsc")  # sections whose other keys are checked elsewhere (the model) or free (PETSc options)
 TITLES = {"mfg": "Mean field games on a box", "leader_follower": "Continuous-time leader–follower games",
-          "discrete": "Discrete-time Stackelberg games: the master equation"}
+          "discrete": "Discrete-time Stackelberg games: the master equation",
+          "incentive": "Incentive design with many followers and a major follower"}
 NOTES = {
     ("mfg", "model"): "Every other key is a parameter of the model; each model checks its own and refuses unknown ones.",
     ("mfg", "grid"): "The grid is cell-centred and uniform; under `mpirun -n P` every axis is split over the ranks "
@@ -164,6 +186,13 @@ NOTES = {
     ("leader_follower", "petsc"): "PETSc options, as for a mean field game (prefixes `leader_`, `follower_`, "
                                   "`coupled_`).",
     ("discrete", "output"): "There is no `plot_times` and no `[petsc]` section in this family.",
+    ("incentive", "model"): "Every other key is a parameter of the model (`mfgpde models`; "
+                            "[family-incentive.md](family-incentive.md)); the number of followers comes from "
+                            "`study.N`.",
+    ("incentive", "check"): "Every discrepancy is relative (to 1 + the size of what is compared) and must be at most "
+                            "1e-8 ([family-incentive.md](family-incentive.md)).",
+    ("incentive", "output"): "The games are static: there is no `[time]`, no `[petsc]`, no checkpoint and nothing to "
+                             "restart (`--restart` is refused).",
 }
 
 

@@ -218,7 +218,7 @@ def test_models_lists_every_model_by_family_and_version():
     proc = mfgpde("models")
     assert proc.returncode == 0, proc.stderr
     families = [ln.split(":")[0] for ln in proc.stdout.splitlines() if not ln.startswith(" ")]
-    assert families == ["mfg", "leader_follower", "discrete"]
+    assert families == ["mfg", "leader_follower", "discrete", "incentive"]
     assert "  lq_mfg: " in proc.stdout and "q = 1.0, kappa = 0.5" in proc.stdout and "  infection: " in proc.stdout
     version = mfgpde("--version")
     assert version.returncode == 0 and version.stdout.strip().startswith("mfgpde 0.")

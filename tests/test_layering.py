@@ -11,7 +11,8 @@ import pytest
 from conftest import ROOT, _env
 
 PACKAGE = ROOT / "mfgpde"
-INTERFACES = {"base", "discrete", "leader_follower", "registry"}  # the modules of mfgpde.models solvers may use
+# the modules of mfgpde.models solvers may use
+INTERFACES = {"base", "discrete", "incentive", "leader_follower", "registry"}
 CONCRETE = {p.stem for p in (PACKAGE / "models").glob("*.py")} - INTERFACES - {"__init__", "contract"}
 INTERFACE_NAMES = {"Density", "MFGModel", "ModelError", "LeaderFollowerModel", "DiscreteGameModel"}
 

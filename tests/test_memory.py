@@ -128,6 +128,7 @@ def test_huge_grid_refused_in_under_a_second_without_allocating():
     ("technology_adoption.toml", ["grid.n=100000"], "grid.n"),
     ("robust_designer_chain.toml", ["model.populations=200000", "model.mu0=0.0"], "model.populations"),
     ("robust_designer_chain.toml", ["model.populations=2000", "model.mu0=0.0", "time.nt=100000"], "model.populations"),
+    ("incentive_followers.toml", ["check.samples=1000000", "check.max_N=1000"], "check.max_N"),
 ])
 def test_every_family_refuses_before_allocating(tmp_path, runfile, sets, key):
     args = ["run", RUNS / runfile, "-o", tmp_path / "o.h5"] + [a for s in sets for a in ("--set", s)]

@@ -23,7 +23,7 @@ def registered():
     """{family: (names, create(name, dim, **params))} of every built-in model."""
     from mfgpde.models import create, lookup, models
     return {family: ([n for n in models(family) if lookup(n).__module__.startswith("mfgpde.models.")], create)
-            for family in ("mfg", "discrete", "leader_follower")}
+            for family in ("mfg", "discrete", "leader_follower", "incentive")}
 
 def build(family, name, dim, params):
     return registered()[family][1](name, dim, **params)
@@ -40,7 +40,8 @@ EXTRA = {("robust_designer", 2): {"B": [[1.0], [0.5]]}}
 GENERIC = {"mfg": lambda dim: {"grid": {"lower": [-2.0] * dim, "upper": [2.0] * dim, "n": [40] * dim},
                                "time": {"T": 1.0}},
            "discrete": lambda dim: {"grid": {"n": 30}},
-           "leader_follower": lambda dim: {"grid": {"x0": [-3.0, 3.0], "z": [-3.0, 3.0]}, "time": {"T": 1.0}}}
+           "leader_follower": lambda dim: {"grid": {"x0": [-3.0, 3.0], "z": [-3.0, 3.0]}, "time": {"T": 1.0}},
+           "incentive": lambda dim: {}}
 
 
 def default_cases():
@@ -94,7 +95,8 @@ def test_every_registered_model_passes_with_its_defaults(family, name, dim, para
     assert checks and not failing(checks), failing(checks)
     expected = {"mfg": {"m0", "Engquist-Osher", "dH_dp", "d2H_dp2", "dH_dm", "d2H_dpdm", "dg_dm"},
                 "discrete": {"leader actions", "transition rows", "rewards"},
-                "leader_follower": {"drift affine", "response affine", "leader_control", "follower_control"}}[family]
+                "leader_follower": {"drift affine", "response affine", "leader_control", "follower_control"},
+                "incentive": {"closed forms", "best responses"}}[family]
     assert expected <= set(by_name(checks))
 
 

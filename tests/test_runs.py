@@ -31,10 +31,14 @@ TINY = {
     "stackelberg_lq.toml": ("leader_follower", ["grid.n=8", "time.nt=8"]),
     "stackelberg_saturated.toml": ("leader_follower", ["grid.n=8", "time.nt=8"]),
     "technology_adoption.toml": ("master", ["grid.n=6", "time.T=3", "solver.leader_points=5"]),
+    "incentive_followers.toml": ("incentive_followers", ["check.max_N=5", "check.samples=50"]),
+    "incentive_major_minor.toml": ("incentive_major_minor", ["check.max_N=5", "check.samples=50"]),
 }
 FIELDS = {"mfg": {"u", "m"}, "populations": {"u_pop1", "m_pop1"}, "leader_follower": {"V0", "V1", "u0", "u1"},
           "master": {"V_leader", "leader_action", "equilibria"},
-          "private": {"V_leader_mild", "V_leader_severe", "leader_action_mild", "pooling"}}
+          "private": {"V_leader_mild", "V_leader_severe", "leader_action_mild", "pooling"},
+          "incentive_followers": {"gain", "leader_optimal_J0"},
+          "incentive_major_minor": {"leader_major_J0", "mean_field_loss"}}
 
 
 @pytest.mark.parametrize("runfile", sorted(RUNS.glob("*.toml")), ids=lambda p: p.stem)

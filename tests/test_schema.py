@@ -9,7 +9,8 @@ from conftest import ROOT, RUNS
 from mfgpde import config, schema
 
 PAGE = ROOT / "docs" / "run-files.md"
-EXAMPLE = {"mfg": "lq_mfg_2d.toml", "leader_follower": "stackelberg_lq.toml", "discrete": "infection_vaccination.toml"}
+EXAMPLE = {"mfg": "lq_mfg_2d.toml", "leader_follower": "stackelberg_lq.toml", "discrete": "infection_vaccination.toml",
+           "incentive": "incentive_major_minor.toml"}
 
 
 def test_the_page_shows_the_schema():

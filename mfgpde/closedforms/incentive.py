@@ -82,6 +82,13 @@ class FollowersGame:
         k1, k0 = self.gain()
         return math.hypot(k1 * self.mu + k0, k1 * self.s)
 
+    def uncontrolled_answer(self, x):
+        """A follower's best answer to the others playing the leader-optimal outcome when
+        u0 does not depend on its action: u*(x) + k(x)/(N + 2a), from its first-order condition."""
+        g, h = self.team()
+        k1, k0 = self.gain()
+        return g * x + h + (k1 * x + k0) / (self.N + 2 * self.a)
+
     def incentive(self, x, u):
         """u0 of the incentive strategy for types x and actions u (the last axis: followers)."""
         g, h = self.team()
@@ -195,7 +202,14 @@ def gain_growth(game, Ns):
     """N and the incentive's size sqrt(E k^2) in the followers' game, and its log-log slope."""
     Ns = np.asarray(Ns, dtype=float)
     norms = np.array([FollowersGame(**{**_params(game), "N": N}).gain_norm() for N in Ns])
-    return {"N": Ns, "gain": norms, "slope": np.polyfit(np.log(Ns), np.log(norms), 1)[0]}
+    return {"N": Ns, "gain": norms, "slope": log_slope(Ns, norms)}
+
+
+def log_slope(N, y):
+    """The least-squares slope of log y against log N; nan where some y is not > 0 (an
+    error that vanishes: b = e = 0, say)."""
+    N, y = np.asarray(N, float), np.asarray(y, float)
+    return float(np.polyfit(np.log(N), np.log(y), 1)[0]) if np.all(y > 0) else math.nan
 
 
 def mean_field_errors(game, Ns):
@@ -213,7 +227,7 @@ def mean_field_errors(game, Ns):
         rows["minor_error"].append(abs(applied["g"] - limit["g"]) + abs(applied["h"] - limit["h"]))
     for k in ("loss", "cost_error", "major_error", "minor_error"):
         rows[k] = np.array(rows[k])
-        rows[f"slope_{k}"] = np.polyfit(np.log(rows["N"]), np.log(rows[k]), 1)[0]
+        rows[f"slope_{k}"] = log_slope(rows["N"], rows[k])
     return rows
 
 

@@ -387,7 +387,9 @@ def describe(path) -> str:
         grid = ", ".join(f"{n}[{a.size}] in [{_g(a[0])}, {_g(a[-1])}]" for n, a in axes.items())
         lines.append(f"{'grid:':<12}{grid}  ({len(axes)}-D, cell volume {_g(cell_volume(axes))})")
         t = f["time/t"][()]
-        if attrs.get("kind") == "stackelberg":  # levels of the master equation, or its stationary value
+        if attrs.get("kind") == "incentive":
+            lines.append(f"{'time:':<12}static game (one stage)")
+        elif attrs.get("kind") == "stackelberg":  # levels of the master equation, or its stationary value
             lines.append(f"{'time:':<12}" + (f"levels t = {_g(t[0])} .. {_g(t[-1])}" if t.size > 1 else "stationary"))
         else:
             lines.append(f"{'time:':<12}T = {_g(t[-1] - t[0])} on [{_g(t[0])}, {_g(t[-1])}], nt = {t.size - 1}")

@@ -88,6 +88,9 @@ def plot_result(path, outdir=None, times=None, formats=("png",), dpi=100) -> lis
         _stackelberg(path, res, names, model, stem, plt, out)
     elif res.attrs.get("kind") == "stackelberg_private_type":
         _private_type(res, names, model, stem, plt, out)
+    elif res.attrs.get("kind") == "incentive":
+        from .incentive_plots import plot_incentive
+        plot_incentive(res, model, stem, plt, out)
     elif res.attrs.get("kind") == "leader_follower":
         from .leader_follower_plots import plot_leader_follower
         plot_leader_follower(res, t, ks, model, stem, plt, out)

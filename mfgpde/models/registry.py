@@ -2,7 +2,7 @@
 user's own model file (or module) imported before the run file is validated.
 
 A model class declares its family through its base (`MFGModel`, `LeaderFollowerModel`,
-`DiscreteGameModel`), each naming the methods a concrete model must define.
+`DiscreteGameModel`, `IncentiveModel`), each naming the methods a concrete model must define.
 """
 import importlib
 import importlib.util
@@ -15,7 +15,8 @@ import traceback
 from .base import ModelError
 
 FAMILY_TITLES = {"mfg": "mean field games on a box", "leader_follower": "continuous-time leader-follower games",
-                 "discrete": "discrete-time master equation games"}
+                 "discrete": "discrete-time master equation games",
+                 "incentive": "incentive design with many followers and a major follower"}
 _MODELS = {}
 _USER_FILES = set()  # resolved paths of the user files loaded through [model] source
 
@@ -29,7 +30,7 @@ def register(cls):
     family = getattr(cls, "family", None)
     if family not in FAMILY_TITLES:
         raise ModelError(f"{where}: class {cls.__name__} derives from none of MFGModel, LeaderFollowerModel, "
-                         "DiscreteGameModel")
+                         "DiscreteGameModel, IncentiveModel")
     base = next(b for b in cls.__mro__[::-1] if getattr(b, "family", None) == family)
     missing = [m for m in base.required if getattr(cls, m, None) is getattr(base, m)]
     if missing:

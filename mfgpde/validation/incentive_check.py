@@ -128,3 +128,63 @@ def minors_nash(sampled, major, tolerance=1e-12, max_iterations=200):
         if change < tolerance:
             return minor
     raise RuntimeError(f"minors' best-response iteration did not settle (last change {change:.3g})")
+
+
+def _gap(a, b):
+    """max |a − b| relative to 1 + max |b|."""
+    return float(np.max(np.abs(np.asarray(a) - b)) / (1.0 + np.max(np.abs(b))))
+
+
+def _vertex(costs, step):
+    """Offset of the vertex of the parabola through costs at −step, 0, +step."""
+    return -step * (costs[2] - costs[0]) / (2 * (costs[2] - 2 * costs[1] + costs[0]))
+
+
+STEP = 0.1  # of the leader's cost parabolas
+
+
+def followers_checks(game, samples=1000, seed=1):
+    """Discrepancies of the followers' game of N = game.N, from numerical best responses:
+    the answer to the incentive against the leader-optimal u*, the answer without it against
+    the closed form's uncontrolled answer (its departure from u*: `uncontrolled_gap`), the
+    vertex of the leader's sampled cost in g and in h against u*, and that cost itself."""
+    sampled = Sampled(game, samples, seed)
+    g, h = game.team()
+    nodes, team = sampled.nodes, affine(g, h)
+    target = g * nodes + h
+    answer = best_response(sampled.minor_cost(team, leader=game.incentive), nodes)
+    uncontrolled = best_response(sampled.minor_cost(team), nodes)
+    offsets = [_vertex([sampled.leader_cost(affine(*np.add((g, h), c * STEP * np.eye(2)[i])))[0]
+                        for c in (-1, 0, 1)], STEP) for i in (0, 1)]
+    J = game.leader_cost(g, h)
+    return {"incentive_answer": _gap(answer, target),
+            "uncontrolled_answer": _gap(uncontrolled, game.uncontrolled_answer(nodes)),
+            "uncontrolled_gap": float(np.max(np.abs(uncontrolled - target))),
+            "leader_vertex": float(np.max(np.abs(offsets)) / (1 + abs(g) + abs(h))),
+            "leader_cost": abs(sampled.leader_cost(team)[0] - J) / (1 + abs(J))}
+
+
+def major_minor_checks(game, samples=1000, seed=1):
+    """Discrepancies of the major-minor game of N = game.N at its leader-major optimum, from
+    numerical best responses: the minors' Nash answer to the major, the major's answer to
+    its incentive and without it (against x_M − e m; its departure: `uncontrolled_gap`, |k_M|),
+    the vertex in h_M of the leader's sampled cost with the minors re-answering, that cost.
+    A best-response iteration that does not settle is an infinite discrepancy."""
+    sampled, d = Sampled(game, samples, seed), game.leader_major()
+    target = d["g"] * sampled.nodes + d["h"]
+    try:
+        minors = minors_nash(sampled, affine(1.0, d["h_M"]))
+        costs = [sampled.leader_cost(minors_nash(sampled, affine(1.0, d["h_M"] + c * STEP)),
+                                     affine(1.0, d["h_M"] + c * STEP))[0] for c in (-1, 0, 1)]
+    except RuntimeError:
+        return dict.fromkeys(("minors_nash", "major_answer", "uncontrolled_answer", "uncontrolled_gap",
+                              "leader_vertex", "leader_cost"), np.inf)
+    nodes, f = sampled.major_cost(minors, lambda x_M, u_M: d["k_M"] * (u_M - x_M - d["h_M"]))
+    _, f0 = sampled.major_cost(minors, lambda x_M, u_M: 0.0 * u_M)
+    answer, uncontrolled = best_response(f, nodes), best_response(f0, nodes)
+    return {"minors_nash": _gap(minors.values, target),
+            "major_answer": _gap(answer, nodes + d["h_M"]),
+            "uncontrolled_answer": _gap(uncontrolled, nodes - game.e * d["m"]),
+            "uncontrolled_gap": float(np.max(np.abs(uncontrolled - nodes - d["h_M"]))),
+            "leader_vertex": abs(_vertex(costs, STEP)) / (1 + abs(d["h_M"])),
+            "leader_cost": abs(sampled.leader_cost(minors, affine(1.0, d["h_M"]))[0] - d["J0"]) / (1 + abs(d["J0"]))}

@@ -26,7 +26,9 @@ Leader-follower models: drifts affine in the controls (leader_drift in u0, follo
 in u1 and in u0, the mean drift ż(u0) the leader's equation uses), the follower's response
 affine in x1 and u0, and the two minimisers minimising over the admissible controls.
 Discrete games: the leader's actions, transition rows non-negative and summing to 1, the
-rewards finite and of the right shapes.
+rewards finite and of the right shapes.  Incentive games: the closed forms finite at N = 1, 10 and
+inf (cheap), and the numerical best responses of validation/incentive_check.py at N = 3
+within 1e-8 of them.
 
 Tolerances.  A central difference with step h = 1e-6 max(1, |v|) has truncation error
 h² |F'''| / 6 (about 1e-12 relative for the smooth models here) and rounding error about
@@ -46,15 +48,17 @@ import numpy as np
 
 from ..base import MFGModel
 from ..discrete import DiscreteGameModel
+from ..incentive import IncentiveModel
 from ..leader_follower import LeaderFollowerModel
 from .common import NOT_IMPLEMENTED, Check  # noqa: F401  (the public names)
 from .discrete import _discrete_checks
+from .incentive import _incentive_checks
 from .leader_follower import _leader_follower_checks
 from .mfg import _mfg_checks
 
 
 def check_model(model, cfg, points=200, seed=0, cheap=False):
-    """The checks of `model` (an MFGModel, LeaderFollowerModel or discrete game) on the
+    """The checks of `model` (an MFGModel, LeaderFollowerModel, discrete or incentive game) on the
     grid of the resolved configuration `cfg` of its family: a list of Check, one per
     property.  cheap=True: only the structural ones (m0, Engquist-Osher, affine drifts,
     leader actions, transition rows, rewards).  An exception a model raises is a failing
@@ -63,6 +67,8 @@ def check_model(model, cfg, points=200, seed=0, cheap=False):
     rng = np.random.default_rng(seed)
     cfg = cfg or {}
     points = max(int(points), 1)
+    if isinstance(model, IncentiveModel):
+        return _incentive_checks(model, cfg, points, rng, cheap)
     if isinstance(model, DiscreteGameModel):
         return _discrete_checks(model, cfg, points, rng, cheap)
     if isinstance(model, LeaderFollowerModel):
