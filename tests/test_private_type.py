@@ -124,6 +124,8 @@ def test_file_and_plots(tmp_path):
         assert f["solution/V_leader_mild"].shape == (5, 5, 9)
         assert json.loads(f.attrs["leader_types"]) == ["mild", "severe"]
     assert (tmp_path / "r_policies.png").stat().st_size > 0 and (tmp_path / "r_path.png").stat().st_size > 0
+    info = run_in_process("info", path)
+    assert info.returncode == 0 and "levels t = 1 .. 5" in info.stdout, info.stdout
 
 
 @pytest.mark.parametrize("setting, message", [

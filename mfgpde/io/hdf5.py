@@ -389,7 +389,7 @@ def describe(path) -> str:
         t = f["time/t"][()]
         if attrs.get("kind") == "incentive":
             lines.append(f"{'time:':<12}static game (one stage)")
-        elif attrs.get("kind") == "stackelberg":  # levels of the master equation, or its stationary value
+        elif attrs.get("kind") in ("stackelberg", "stackelberg_private_type"):  # levels, or the stationary value
             lines.append(f"{'time:':<12}" + (f"levels t = {_g(t[0])} .. {_g(t[-1])}" if t.size > 1 else "stationary"))
         else:
             lines.append(f"{'time:':<12}T = {_g(t[-1] - t[0])} on [{_g(t[0])}, {_g(t[-1])}], nt = {t.size - 1}")
