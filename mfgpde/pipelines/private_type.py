@@ -6,6 +6,7 @@ import pathlib
 import time
 
 import numpy as np
+from mpi4py import MPI
 
 from .. import memory
 from ..config import ConfigError
@@ -42,7 +43,6 @@ def build(cfg):
         nodes = len(beliefs(cfg["grid"]["beliefs"], t["prior"]))
         actions = model.leader_actions()
         trials = s["leader_points"] if isinstance(actions, tuple) else len(actions)
-        from mpi4py import MPI
         comm = MPI.COMM_WORLD
         need = memory.master(points * nodes, S, A, trials, t["T"], comm.Get_size(), cfg["output"]["plots"])
         memory.check(need, f"{points} simplex points × {nodes} beliefs with {trials} leader actions", "grid.n", comm)
