@@ -21,10 +21,9 @@ from ..closedforms.incentive import comparison, gain_growth, log_slope, mean_fie
 from ..config import ConfigError
 from ..io import on_root, write_result
 from ..stop import watch
-from ..validation.incentive_check import NODES, followers_checks, major_minor_checks
+from ..validation.incentive_check import NODES, TOLERANCE, followers_checks, major_minor_checks
 from .common import build_model, output_path, peak_memory_mb, root_attributes, unconverged_path
 
-TOLERANCE = 1e-8  # of every relative discrepancy of the numerical checks
 MEASURED = ("uncontrolled_gap",)  # discrepancies that measure a departure, not an error
 
 

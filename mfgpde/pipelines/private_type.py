@@ -120,31 +120,29 @@ class _Result:
 
 def _checks(cfg, model, grid, solver, levels):
     """The paths of both types, the followers' exploitability over them, the leader's best
-    other prescription along them (every pair of actions, followers answered by
-    commitment.Answers; NaN with commitment_steps = 0), and the leader's values at
-    (prior, z1)."""
+    other prescription along them minus the chosen value (every pair of actions, the
+    followers answered by commitment.Answers; 0 when right, NaN with commitment_steps = 0),
+    and the leader's values at (prior, z1)."""
     t, s = cfg["time"], cfg["solver"]
     paths = solver.forward(t["z1"], t["prior"], levels)
     zero = (np.zeros_like(levels[0].Vf), np.zeros_like(levels[0].Vl))
-    gain = 0.0 if s["commitment_steps"] else float("nan")
+    # signed: the chosen prescription is among the pairs, so a value it does not reach shows as < 0
+    gain = -np.inf if s["commitment_steps"] else float("nan")
     for path in paths if s["commitment_steps"] else ():
         for step in range(len(levels)):
             poll(grid.comm)
             j = int(np.flatnonzero(solver.pi == path["belief"][step])[0])
             nxt = (levels[step + 1].Vf, levels[step + 1].Vl) if step + 1 < len(levels) else zero
-            st = solver.stage(path["z"][step:step + 1], [j], *nxt)
-            p = solver.pi[j]
-            chosen = (1 - p) * st.Vl[0, :, 0] + p * st.Vl[0, :, 1]
             gain = max(gain, float(prescription_gain(model, grid, s["leader"], solver.candidates, solver.pi, j,
-                                                     path["z"][step:step + 1], *nxt, chosen)[0]))
-    first = solver.stage(np.atleast_2d(np.asarray(t["z1"], float)), range(len(solver.pi)),
-                         *((levels[1].Vf, levels[1].Vl) if len(levels) > 1 else zero))
+                                                     path["z"][step:step + 1], *nxt, path["value"][step:step + 1])[0]))
     j, J, p = int(np.flatnonzero(solver.pi == t["prior"])[0]), len(solver.pi) - 1, t["prior"]
-    value = (1 - p) * first.Vl[j, 0, 0] + p * first.Vl[j, 0, 1]
-    complete = (1 - p) * first.Vl[0, 0, 0] + p * first.Vl[J, 0, 1]
+    first = solver.stage(np.atleast_2d(np.asarray(t["z1"], float)), [0, j, J],
+                         *((levels[1].Vf, levels[1].Vl) if len(levels) > 1 else zero))
+    value = (1 - p) * first.Vl[1, 0, 0] + p * first.Vl[1, 0, 1]
+    complete = (1 - p) * first.Vl[0, 0, 0] + p * first.Vl[2, 0, 1]
     checks = {"follower_exploitability": follower_exploitability(model, paths, p), "leader_prescription_gain": gain,
               "leader_value": float(value), "complete_information": float(complete),
-              "leader_value_types": first.Vl[j, 0].tolist(),
+              "leader_value_types": first.Vl[1, 0].tolist(),
               "mimicry_gain": float(max(np.max(path["mimicry"]) for path in paths))}
     return paths, checks
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..models.discrete import population_update
 from ..stop import poll
+from .commitment import Answers
 from .master import TIE_RTOL, MasterSolver, backward
 from .problem import SolverError
 
@@ -172,20 +173,22 @@ class PrivateTypeSolver:
     def forward(self, z1, prior, levels):
         """The equilibrium path of each true type from (prior, z1): per type θ a dict of z
         (T+1, S), belief π (T+1,), the action b (T,), pooling (T,), the followers'
-        prescription (T, S, A), the mimicry gain of the type (T,); the stage re-solved at
-        every (off-grid) z_t."""
+        prescription (T, S, A), the mimicry gain of the type (T,), the leader's weighted value
+        (1 − π_t) W_θ0 + π_t W_θ1 at (π_t, z_t) (T,); the stage re-solved at every (off-grid) z_t."""
         J, T = len(self.pi) - 1, len(levels)
         start = int(np.flatnonzero(np.isclose(self.pi, prior, rtol=0, atol=1e-15))[0])
         zero = (np.zeros_like(levels[0].Vf), np.zeros_like(levels[0].Vl))
         paths = []
         for theta in (0, 1):
             z, j = np.atleast_2d(np.asarray(z1, float)), start
-            path = {"z": [z[0]], "belief": [self.pi[j]], "leader": [], "pooling": [], "policy": [], "mimicry": []}
+            path = {"z": [z[0]], "belief": [self.pi[j]], "leader": [], "pooling": [], "policy": [], "mimicry": [],
+                    "value": []}
             for t in range(T):
                 poll(self.grid.comm)
                 nxt = (levels[t + 1].Vf, levels[t + 1].Vl) if t + 1 < T else zero
                 st = self.stage(z, [j], *nxt)
                 b, pooled, g = st.leader[0, 0, theta], bool(st.pooling[0, 0]), st.policy[0, 0, theta]
+                path["value"].append((1 - self.pi[j]) * st.Vl[0, 0, 0] + self.pi[j] * st.Vl[0, 0, 1])
                 j = j if pooled else (0 if theta == 0 else J)
                 z = population_update(z, g[None], self.model.transition(z, np.array([b])))
                 for key, value in (("leader", b), ("pooling", pooled), ("policy", g), ("z", z[0]),
@@ -228,7 +231,6 @@ def prescription_gain(model, grid, selection, candidates, pi, j, z, Vf_next, Vl_
     """The most the leader's weighted value at belief node j and rows z gains over its
     `chosen` value (k,) by any pure prescription (every pair of candidates), the followers'
     answers from commitment.Answers, its own enumeration (no PrivateTypeSolver routine)."""
-    from .commitment import Answers
     p, J, k, n = pi[j], len(pi) - 1, len(z), len(candidates)
     zs, bs = np.repeat(z, n, axis=0), np.tile(candidates, k)
 

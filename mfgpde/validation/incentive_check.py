@@ -141,6 +141,7 @@ def _vertex(costs, step):
 
 
 STEP = 0.1  # of the leader's cost parabolas
+TOLERANCE = 1e-8  # of every relative discrepancy the checks report (the pipeline's and the contract's)
 
 
 def followers_checks(game, samples=1000, seed=1):
@@ -174,7 +175,7 @@ def major_minor_checks(game, samples=1000, seed=1):
     target = d["g"] * sampled.nodes + d["h"]
     try:
         minors = minors_nash(sampled, affine(1.0, d["h_M"]))
-        costs = [sampled.leader_cost(minors_nash(sampled, affine(1.0, d["h_M"] + c * STEP)),
+        costs = [sampled.leader_cost(minors_nash(sampled, affine(1.0, d["h_M"] + c * STEP)) if c else minors,
                                      affine(1.0, d["h_M"] + c * STEP))[0] for c in (-1, 0, 1)]
     except RuntimeError:
         return dict.fromkeys(("minors_nash", "major_answer", "uncontrolled_answer", "uncontrolled_gap",

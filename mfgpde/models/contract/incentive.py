@@ -5,9 +5,6 @@ import numpy as np
 
 from .common import Check, _g, _guard
 
-NUMERICAL_RTOL = 1e-8  # the numerical best responses against the closed forms (relative)
-
-
 def _closed_forms(model):
     """The closed forms at N = 1, 10 and inf: finite strategies and costs."""
     values = []
@@ -24,13 +21,13 @@ def _closed_forms(model):
 
 def _numerical(model, points):
     """The numerical best responses of the game of 3 followers from `points` samples."""
-    from ...validation.incentive_check import followers_checks, major_minor_checks
+    from ...validation.incentive_check import TOLERANCE, followers_checks, major_minor_checks
     checks = (major_minor_checks if model.major else followers_checks)(model.game(3), samples=points)
     checks.pop("uncontrolled_gap")
     worst = max(checks, key=checks.get)
-    ok = checks[worst] <= NUMERICAL_RTOL
+    ok = checks[worst] <= TOLERANCE
     return Check("best responses", ok, f"largest discrepancy {_g(checks[worst])} ({worst}) at N = 3, tolerance "
-                                       f"{NUMERICAL_RTOL:g}")
+                                       f"{TOLERANCE:g}")
 
 
 def _incentive_checks(model, cfg, points, rng, cheap):
