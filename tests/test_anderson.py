@@ -179,3 +179,38 @@ def test_rule_sets_the_solver_and_options_override_it(ratio_sets, pc):
     finally:
         opts.delValue("hjb_pc_type")
 
+
+
+def test_sweep_guess_extrapolates_the_change():
+    """The start of a level is the sweep before plus its change extrapolated linearly in
+    time: exact for a change affine in t, both directions; one level back where only one
+    exists."""
+    from mfgpde.solvers.problem import sweep_guess
+    t = np.linspace(0.0, 1.0, 6)[:, None] * np.ones((6, 3))
+    previous = np.cos(3 * t)
+    path = previous + (0.2 - 0.7 * t)
+    assert np.allclose(sweep_guess(previous, path, 2, -1), path[2])
+    assert np.allclose(sweep_guess(previous, path, 3, 1), path[3])
+    assert np.allclose(sweep_guess(previous, path, 4, -1), previous[4] + path[5] - previous[5])
+    assert np.allclose(sweep_guess(previous, path, 1, 1), previous[1] + path[0] - previous[0])
+
+
+def test_extrapolated_starts_save_linear_iterations(monkeypatch):
+    """Warm sweeps started from the extrapolated change reach the same fixed point in fewer
+    Newton and linear iterations than sweeps started from the sweep before (measured on
+    this case: 490 against 955 linear iterations)."""
+    import mfgpde.solvers.fp as fp
+    import mfgpde.solvers.hjb as hjb
+    runs = {}
+    for name in ("extrapolated", "previous"):
+        if name == "previous":
+            for module in (fp, hjb):
+                monkeypatch.setattr(module, "sweep_guess", lambda previous, path, k, step: previous[k])
+        sol = AndersonSolver(_problem("lq_mfg_2d.toml", [48, 48], 16)).solve()
+        assert sol.converged
+        runs[name] = sol
+    a, b = runs["extrapolated"], runs["previous"]
+    assert np.max(np.abs(a.u - b.u)) <= 1e-6 * np.max(np.abs(b.u))
+    linear = {k: s.stats["hjb_linear_iterations"] + s.stats["fp_linear_iterations"] for k, s in runs.items()}
+    assert a.stats["hjb_newton_iterations"] < b.stats["hjb_newton_iterations"]
+    assert linear["extrapolated"] < 0.7 * linear["previous"], linear

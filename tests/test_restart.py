@@ -36,8 +36,8 @@ def _assert_same(out, reference):
     with h5py.File(out) as f:
         assert int(f.attrs["iterations"]) == iterations
         assert len(f["history/iteration"]) == iterations  # the history continues across the restart
-        for k in ("u", "m"):
-            assert np.max(np.abs(f["solution"][k][()] - fields[k])) < 1e-12
+        for k in ("u", "m"):  # relative to the field: u is about 5 here
+            assert np.max(np.abs(f["solution"][k][()] - fields[k])) < 1e-12 * max(1.0, np.max(np.abs(fields[k])))
 
 
 @pytest.mark.slow

@@ -98,7 +98,8 @@ class AndersonSolver:
         eta = min(LOOSEST, max(FORCING * previous, FLOOR * self.tol))
         self.hjb.set_accuracy(eta)
         self.fp.set_accuracy(eta)
-        self.hjb.solve(None, self.u, warm=not first or self.warm, densities=densities)
+        self.hjb.solve(None, self.u, warm=not first or self.warm, densities=densities,
+                       previous=None if first else self.u_prev)
         self.m[0] = self.m0
         self.fp.solve(self.u, None, self.m, guess=None if first else self.m_prev, densities=densities)
         phi = self._unknown(self.m)

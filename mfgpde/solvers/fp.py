@@ -11,7 +11,7 @@ from petsc4py import PETSc
 
 from ..stop import poll
 from .linear import configure_default, dominance
-from .problem import SolverError
+from .problem import SolverError, sweep_guess
 from .reasons import ksp_reason
 
 RTOL = 1e-14  # exact steps: mass conserved to round-off by the column sums
@@ -47,7 +47,8 @@ class FPSolver:
     def solve(self, u_path, m_coupling, m_path, guess=None, densities=None):
         """Fill m_path[1:] from m_path[0]; drift from u_path and the densities m_coupling
         (the iterate the HJB saw, or the Density of every level given).  Krylov solves
-        start from guess[n + 1] where given (a nearly converged path), otherwise from m^n."""
+        start from guess[n + 1] with the change extrapolated (sweep_guess) where a path
+        `guess` is given (a previous or nearly converged one), otherwise from m^n."""
         pb, grid = self.problem, self.problem.grid
         mass = grid.integrate(m_path[0]) if self.loose else None
         for n in range(pb.nt):
@@ -62,7 +63,7 @@ class FPSolver:
                 sup, l2 = self._b.norm(PETSc.NormType.INFINITY), self._b.norm()
                 self.ksp.setTolerances(rtol=float(np.clip(self.eta * sup / max(l2, 1e-300), 1e-14, 0.1)))
             if self.iterative:
-                grid.set_owned(self._m, m_path[n] if guess is None else guess[n + 1])
+                grid.set_owned(self._m, m_path[n] if guess is None else sweep_guess(guess, m_path, n + 1, 1))
             self.ksp.solve(self._b, self._m)
             reason = self.ksp.getConvergedReason()
             if reason <= 0:

@@ -10,7 +10,7 @@ from petsc4py import PETSc
 
 from ..stop import poll
 from .linear import configure_default, dominance
-from .problem import SolverError
+from .problem import SolverError, sweep_guess
 from .reasons import snes_reason
 
 STEP_ATOL = 1e-13
@@ -97,14 +97,19 @@ class HJBSolver:
         self.linear_iterations += self.snes.getLinearSolveIterations()
         return self.problem.grid.owned(self._u).copy()
 
-    def solve(self, m_path, u_path, warm=False, densities=None):
+    def solve(self, m_path, u_path, warm=False, densities=None, previous=None):
         """Fill u_path (nt+1, *owned) backward in time for the densities m_path (or the
-        Density of every level given).  Newton starts from u^{n+1}, or with warm=True from
-        the u_path[n] given (a previous iterate)."""
+        Density of every level given).  Newton starts from u^{n+1}, with warm=True from the
+        u_path[n] given (a previous iterate), or from `previous` (the sweep before, its
+        change extrapolated: sweep_guess)."""
         pb = self.problem
         density = densities.__getitem__ if densities is not None else lambda n: pb.density(m_path[n], n)  # noqa: E731
         u_path[-1] = pb.terminal(density(pb.nt))
         for n in range(pb.nt - 1, -1, -1):
             poll(pb.grid.comm)
-            u_path[n] = self.step(pb.t[n], u_path[n + 1], density(n + 1), u_path[n] if warm else u_path[n + 1])
+            if previous is not None:
+                guess = sweep_guess(previous, u_path, n, -1)
+            else:
+                guess = u_path[n] if warm else u_path[n + 1]
+            u_path[n] = self.step(pb.t[n], u_path[n + 1], density(n + 1), guess)
         return u_path

@@ -95,7 +95,7 @@ class PicardSolver:
             self._share_means(m)
             try:
                 for i, (hjb, fp) in enumerate(zip(self.hjbs, self.fps)):
-                    hjb.solve(m[i], u[i], warm=k > 1)
+                    hjb.solve(m[i], u[i], warm=k > 1, previous=u_old[i] if k > 1 else None)
                     m_new[i, 0] = m0[i]
                     fp.solve(u[i], m[i], m_new[i])
             except SolverError as e:

@@ -12,6 +12,21 @@ class SolverError(RuntimeError):
     """A solve failed or did not converge; never returned as a solution."""
 
 
+def sweep_guess(previous, path, k, step):
+    """Start for level k of a sweep that has just solved levels k − step, k − 2·step (step
+    −1 backward, +1 forward) of `path`, where `previous` is the sweep before: previous[k]
+    plus its change d = path − previous extrapolated linearly from those levels,
+    2 d[k − step] − d[k − 2·step] (d[k − step] where only that level exists).  The change
+    between sweeps is smooth in time: a level solve starts off by the extrapolation error of
+    that change, not by the change itself."""
+    a = k - step
+    d = path[a] - previous[a]
+    b = a - step
+    if 0 <= b < len(path):
+        d = 2 * d - (path[b] - previous[b])
+    return previous[k] + d
+
+
 class MFGProblem:
     """t_n = n T / nt, n = 0..nt.  Paths are arrays (nt+1, *owned_shape).  For a model of
     several populations, one problem per population; `means` is then set by the coupling
