@@ -348,7 +348,8 @@ def test_slurm_script_forwards_usr1_requeues_and_finishes(tmp_path, reference):
 def test_ctrl_c_in_a_serial_run(tmp_path):
     """SIGINT (Ctrl-C) in a serial run: the last completed iterate saved, one line, 130."""
     out = tmp_path / "x.h5"
-    study = [RUNS / "lq_mfg_1d.toml", "--set", "grid.n=[300]", "--set", "time.nt=300", "--set", "output.plots=false"]
+    study = [RUNS / "lq_mfg_1d.toml", "--set", "grid.n=[300]", "--set", "time.nt=300", "--set", "output.plots=false",
+             "--set", "solver.coupling='picard'"]
     proc = mfgpde_background("run", *study, "-o", out)
     ckpt, deadline = out.with_name("x.ckpt.h5"), time.monotonic() + 120
     line = proc.stdout.readline()
