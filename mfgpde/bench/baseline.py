@@ -2,7 +2,8 @@
 process: what a user would otherwise write.
 
 `scipy_picard` mirrors `PicardSolver` step for step (damped Picard; HJB backward in time with
-a Newton iteration per step, warm-started from the previous Picard iterate; Fokker–Planck
+a Newton iteration per step, started from the previous Picard iterate with its change
+extrapolated in time (sweep_guess); Fokker–Planck
 forward with the transposed operator), but every linear solve is
 `scipy.sparse.linalg.spsolve` on a CSR matrix assembled from the problem's own stencil
 coefficients, and the Newton loop is written out by hand.  Residuals and coefficients come
@@ -16,6 +17,7 @@ from scipy.sparse.linalg import bicgstab, gmres, spsolve
 
 from ..solvers.anderson import BETA_DENSITY
 from ..solvers.picard import relative_change
+from ..solvers.problem import sweep_guess
 
 # The PETSc HJB solver's SNES tolerances (hjb.py): rtol, atol, stol, max_it.
 NEWTON_RTOL, NEWTON_ATOL, NEWTON_STOL, NEWTON_MAX_IT = 1e-10, 1e-11, 1e-14, 50
@@ -87,12 +89,13 @@ def _newton_step(ops, t, u_start, u_next, density, counters):
                        f"(|F| {fnorm:.3e}, initial {fnorm0:.3e})")
 
 
-def _hjb(ops, m_path, u_path, warm, counters):
-    """Fill u_path backward in time for the densities m_path (as HJBSolver.solve)."""
+def _hjb(ops, m_path, u_path, previous, counters):
+    """Fill u_path backward in time for the densities m_path (as HJBSolver.solve): Newton
+    from u^{n+1}, or from the sweep before with its change extrapolated (sweep_guess)."""
     pb = ops.problem
     u_path[-1] = pb.terminal(pb.density(m_path[-1]))
     for n in range(pb.nt - 1, -1, -1):
-        start = u_path[n] if warm else u_path[n + 1]
+        start = u_path[n + 1] if previous is None else sweep_guess(previous, u_path, n, -1)
         u_path[n] = _newton_step(ops, pb.t[n], start, u_path[n + 1], pb.density(m_path[n + 1]), counters)
     return u_path
 
@@ -135,7 +138,7 @@ def scipy_picard(problem, damping=1.0, tol=1e-8, max_iterations=200):
     converged, k = False, 0
     for k in range(1, max_iterations + 1):
         u_old[:] = u
-        _hjb(ops, m, u, k > 1, counters)
+        _hjb(ops, m, u, u_old if k > 1 else None, counters)
         m_new[0] = m0
         _fp(ops, u, m, m_new, counters)
         du, dm = relative_change(grid, u, u_old), relative_change(grid, m_new, m)
@@ -180,16 +183,17 @@ def _krylov(A, diagonal, b, x0, rtol, counters):
     return x
 
 
-def _hjb_krylov(ops, hjb_pattern, m_density, u_path, warm, counters):
+def _hjb_krylov(ops, hjb_pattern, m_density, u_path, previous, counters):
     """u_path backward in time, Newton per step with BiCGSTAB + Jacobi (rtol 1e-6), started
-    from the previous iterate (warm) or u^{n+1}; stopped as HJBSolver: |F| <= rtol |F_0| or
+    from u^{n+1} or from the sweep before with its change extrapolated (sweep_guess);
+    stopped as HJBSolver: |F| <= rtol |F_0| or
     |F| <= STEP_ATOL |u^{n+1}|_∞ √N / dt."""
     from ..solvers.hjb import STEP_ATOL
     pb = ops.problem
     u_path[-1] = pb.terminal(m_density(pb.nt))
     for n in range(pb.nt - 1, -1, -1):
         density, u_next = m_density(n + 1), u_path[n + 1]
-        u = ops.flat(u_path[n] if warm else u_next).copy()
+        u = ops.flat(u_next if previous is None else sweep_guess(previous, u_path, n, -1)).copy()
         atol = max(STEP_ATOL * max(np.abs(u_next).max(), 1e-300) * np.sqrt(ops.size) / pb.dt, NEWTON_ATOL)
         f = ops.flat(pb.hjb_residual(pb.t[n], ops.padded(ops.unflat(u)), u_next, density))
         fnorm0 = fnorm = np.linalg.norm(f)
@@ -208,11 +212,12 @@ def _hjb_krylov(ops, hjb_pattern, m_density, u_path, warm, counters):
 
 def _fp_krylov(ops, fp_pattern, m_density, u_path, m_path, guess, counters):
     """m_path[1:] forward, the transposed linearised HJB operator, BiCGSTAB + Jacobi to
-    rtol 1e-13 (the mass conservation rests on it), started from the previous iterate."""
+    rtol 1e-13 (the mass conservation rests on it), started from m^n or from the previous
+    iterate `guess` with its change extrapolated (sweep_guess)."""
     pb = ops.problem
     for n in range(pb.nt):
         A, diagonal = fp_pattern.matrix(ops, pb.fp_operator(pb.t[n], ops.padded(u_path[n]), m_density(n + 1)))
-        x0 = ops.flat(m_path[n] if guess is None else guess[n + 1])
+        x0 = ops.flat(m_path[n] if guess is None else sweep_guess(guess, m_path, n + 1, 1))
         m_path[n + 1] = ops.unflat(_krylov(A, diagonal, ops.flat(m_path[n]) / pb.dt, x0, 1e-13, counters))
 
 
@@ -252,7 +257,7 @@ def scipy_anderson(problem, tol=1e-8, max_iterations=200, depth=5):
             xm = np.maximum(x.reshape((nt,) + grid.owned_shape), 0.0)
             dens = [None] + [problem.density(xm[n - 1], n) for n in range(1, nt + 1)]
         u_old, m_old = u.copy(), m.copy()
-        _hjb_krylov(ops, hjb_pattern, dens.__getitem__, u, k > 1, counters)
+        _hjb_krylov(ops, hjb_pattern, dens.__getitem__, u, u_old if k > 1 else None, counters)
         m[0] = m0
         _fp_krylov(ops, fp_pattern, dens.__getitem__, u, m, None if k == 1 else m_old, counters)
         g = path(m)
