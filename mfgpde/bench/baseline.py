@@ -3,11 +3,11 @@ process: what a user would otherwise write.
 
 `scipy_picard` mirrors `PicardSolver` step for step (damped Picard; HJB backward in time with
 a Newton iteration per step, started from the previous Picard iterate with its change
-extrapolated in time (sweep_guess); Fokker–Planck
-forward with the transposed operator), but every linear solve is
-`scipy.sparse.linalg.spsolve` on a CSR matrix assembled from the problem's own stencil
-coefficients, and the Newton loop is written out by hand.  Residuals and coefficients come
-from the `MFGProblem`, so the discretisation is the one the PETSc solvers use.
+extrapolated in time (sweep_guess); Fokker–Planck forward with the transposed operator),
+but every linear solve is `scipy.sparse.linalg.spsolve` on a CSR matrix assembled from the
+problem's own stencil coefficients, and the Newton loop is written out by hand.  Residuals
+and coefficients come from the `MFGProblem`, so the discretisation is the one the PETSc
+solvers use.
 """
 import time
 
@@ -186,8 +186,7 @@ def _krylov(A, diagonal, b, x0, rtol, counters):
 def _hjb_krylov(ops, hjb_pattern, m_density, u_path, previous, counters):
     """u_path backward in time, Newton per step with BiCGSTAB + Jacobi (rtol 1e-6), started
     from u^{n+1} or from the sweep before with its change extrapolated (sweep_guess);
-    stopped as HJBSolver: |F| <= rtol |F_0| or
-    |F| <= STEP_ATOL |u^{n+1}|_∞ √N / dt."""
+    stopped as HJBSolver: |F| <= rtol |F_0| or |F| <= STEP_ATOL |u^{n+1}|_∞ √N / dt."""
     from ..solvers.hjb import STEP_ATOL
     pb = ops.problem
     u_path[-1] = pb.terminal(m_density(pb.nt))
