@@ -1,7 +1,8 @@
 """Sparse assembly of (2d+1)-point star-stencil operators on a grid's owned rows.
 
 Coefficients come as an array of shape (2d+1, *owned_shape) in the order
-[centre, axis 0 −, axis 0 +, axis 1 −, axis 1 +, ...].  A neighbour behind a
+[centre, axis 0 −, axis 0 +, axis 1 −, axis 1 +, ...]; `coefficients()` allocates one with
+each slot in Fortran order, as the grid's fields are, which `assemble` reads without a copy.  A neighbour behind a
 reflecting wall is the point itself, so its coefficient adds onto the diagonal.
 """
 import numpy as np
@@ -15,6 +16,7 @@ class Stencil:
         for d in range(grid.dim):
             cols += [grid.neighbour_indices(d, -1), grid.neighbour_indices(d, +1)]
         self.width = len(cols)
+        self._memory_order = (0,) + tuple(range(grid.dim, 0, -1))  # (slot, axes reversed): Fortran order per slot
         self._rows = cols[0].reshape(-1, 1, order="F").astype(PETSc.IntType)
         self._cols = np.stack([c.ravel(order="F") for c in cols], axis=1).astype(PETSc.IntType)
         self._work = None
@@ -42,9 +44,9 @@ class Stencil:
 
     def _plans(self, mat):
         """The CSR pattern (row pointers, global columns) of the owned rows, and for each entry
-        of a coefficient array (2d+1, *owned_shape), in its memory order, the position in the
-        value array it adds onto (repeated positions: a wall's neighbour folded onto the
-        diagonal): for the operator, and on one rank for its transpose; on several ranks,
+        of a coefficient array (2d+1, *owned_shape), slot-major with the points in Fortran
+        order, the position in the value array it adds onto (repeated positions: a wall's
+        neighbour folded onto the diagonal): for the operator, and on one rank for its transpose; on several ranks,
         the split pattern (diagonal block with local columns, off-diagonal block with
         global ones) that the value array follows."""
         ai, aj, _ = mat.getValuesCSR()
@@ -53,10 +55,9 @@ class Stencil:
         start = mat.getOwnershipRange()[0]
         rows, cols = lg[self._rows[:, 0]].astype(np.int64) - start, lg[self._cols].astype(np.int64)
         keys = np.repeat(np.arange(len(ai) - 1, dtype=np.int64), np.diff(ai)) * ncols + aj
-        shape = self.grid.owned_shape
 
-        def native(pos):  # (point in F order, slot) -> (slot, *shape) in C order
-            return np.moveaxis(pos.reshape(shape + (self.width,), order="F"), -1, 0).ravel()
+        def native(pos):  # (point in F order, slot) -> slot-major, points in F order
+            return np.ascontiguousarray(pos.T).ravel()
         pos = np.searchsorted(keys, rows[:, None] * ncols + cols)
         if self.grid.comm.Get_size() == 1:
             transpose = native(np.searchsorted(keys, cols * ncols + rows[:, None]))
@@ -79,7 +80,7 @@ class Stencil:
         """Coefficients of Σ_d w_d ∂²_d discretised (w_d = 1: Δ_h)."""
         h = self.grid.h
         weights = [1.0] * self.grid.dim if weights is None else weights
-        c = np.zeros((self.width,) + self.grid.owned_shape)
+        c = self.coefficients()
         for d, w in enumerate(weights):
             c[0] -= 2.0 * w / h[d] ** 2
             c[1 + 2 * d] = c[2 + 2 * d] = w / h[d] ** 2
@@ -89,13 +90,23 @@ class Stencil:
         """Coefficients of v ↦ Σ_d (backward_d D⁻_d v + forward_d D⁺_d v), D∓ the one-sided
         differences; the linearisation of the upwind numerical Hamiltonian."""
         h = self.grid.h
-        c = np.zeros((self.width,) + self.grid.owned_shape)
+        c = self.coefficients(zero=False)
         for d in range(self.grid.dim):
-            bwd, fwd = backward[d] / h[d], forward[d] / h[d]
-            c[0] += bwd - fwd
-            c[1 + 2 * d] = -bwd
-            c[2 + 2 * d] = fwd
+            bwd, fwd = c[1 + 2 * d], c[2 + 2 * d]
+            np.divide(backward[d], h[d], out=bwd)
+            np.divide(forward[d], h[d], out=fwd)
+            if d == 0:
+                np.subtract(bwd, fwd, out=c[0])
+            else:
+                c[0] += bwd - fwd
+            np.negative(bwd, out=bwd)
         return c
+
+    def coefficients(self, zero=True):
+        """A coefficient array (2d+1, *owned_shape), slot-major, each slot in Fortran order."""
+        shape = (self.width,) + self.grid.owned_shape[::-1]
+        c = np.zeros(shape) if zero else np.empty(shape)
+        return c.transpose(self._memory_order)
 
     def rows_and_columns(self):
         """Local ghosted indices: rows (N, 1) and stencil columns (N, 2d+1) of the owned points."""
@@ -136,7 +147,7 @@ class Stencil:
     def difference_gram(self, weights):
         """Coefficients of Σ_k D_kᵀ diag(w_k) D_k, (D_k v)_j = v_{nb_k(j)} − v_j, k over the
         neighbour columns [axis 0 −, axis 0 +, ...] with weights (2d, *owned_shape)."""
-        c = np.zeros((self.width,) + self.grid.owned_shape)
+        c = self.coefficients()
         for k in range(1, self.width):
             d, side = (k - 1) // 2, (-1 if k % 2 else 1)
             opposite = k + 1 if side < 0 else k - 1
@@ -160,8 +171,8 @@ class Stencil:
         aj, pos, pos_t = self._csr[1:4]
         if transpose and pos_t is None:  # several ranks: the transpose's rows need neighbours' values
             coefficients, transpose = self.transposed(coefficients), False
-        mat.getAttr("stencil_values")[:] = np.bincount(
-            pos_t if transpose else pos, minlength=len(aj),
-            weights=np.ascontiguousarray(coefficients, dtype=PETSc.ScalarType).ravel())
+        memory = np.asarray(coefficients, dtype=PETSc.ScalarType).transpose(self._memory_order)
+        mat.getAttr("stencil_values")[:] = np.bincount(pos_t if transpose else pos, minlength=len(aj),
+                                                       weights=memory.ravel())
         mat.assemble()
         return mat

@@ -13,18 +13,38 @@ def _shifted(padded, axis, shift):
 
 
 def one_sided_gradients(padded, h):
-    """(p⁻, p⁺) per axis at the owned points."""
-    centre = _shifted(padded, 0, 0)
-    return [((centre - _shifted(padded, d, -1)) / h[d], (_shifted(padded, d, 1) - centre) / h[d])
-            for d in range(padded.ndim)]
+    """(p⁻, p⁺) per axis at the owned points: views of one difference array per axis
+    (p⁺ at i is p⁻ at i + 1)."""
+    grads = []
+    for d in range(padded.ndim):
+        inner = [slice(1, -1)] * padded.ndim
+        inner[d] = slice(None)
+        D = np.diff(padded[tuple(inner)], axis=d)
+        D /= h[d]
+        lo, hi = [slice(None)] * padded.ndim, [slice(None)] * padded.ndim
+        lo[d], hi[d] = slice(0, -1), slice(1, None)
+        grads.append((D[tuple(lo)], D[tuple(hi)]))
+    return grads
 
 
 def laplacian(padded, h, weights=None):
     """Σ_d w_d (u_{i+1} − 2u_i + u_{i−1}) / h_d² at the owned points (w_d = 1: Δ_h u)."""
     centre = _shifted(padded, 0, 0)
     weights = [1.0] * padded.ndim if weights is None else weights
-    return sum(w * (_shifted(padded, d, 1) - 2 * centre + _shifted(padded, d, -1)) / h[d] ** 2
-               for d, w in enumerate(weights) if w != 0)
+    total = None
+    for d, w in enumerate(weights):
+        if w == 0:
+            continue
+        term = _shifted(padded, d, 1) - 2 * centre
+        term += _shifted(padded, d, -1)
+        if w != 1.0:
+            term *= w
+        term /= h[d] ** 2
+        if total is None:
+            total = term
+        else:
+            total += term
+    return 0.0 * centre if total is None else total
 
 
 def engquist_osher(p_minus, p_plus, concave=False):
