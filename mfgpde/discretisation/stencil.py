@@ -2,8 +2,9 @@
 
 Coefficients come as an array of shape (2d+1, *owned_shape) in the order
 [centre, axis 0 −, axis 0 +, axis 1 −, axis 1 +, ...]; `coefficients()` allocates one with
-each slot in Fortran order, as the grid's fields are, which `assemble` reads without a copy.  A neighbour behind a
-reflecting wall is the point itself, so its coefficient adds onto the diagonal.
+each slot in Fortran order, as the grid's fields are, which `assemble` reads without a
+copy.  A neighbour behind a reflecting wall is the point itself, so its coefficient adds
+onto the diagonal.
 """
 import numpy as np
 from petsc4py import PETSc
@@ -16,7 +17,7 @@ class Stencil:
         for d in range(grid.dim):
             cols += [grid.neighbour_indices(d, -1), grid.neighbour_indices(d, +1)]
         self.width = len(cols)
-        self._memory_order = (0,) + tuple(range(grid.dim, 0, -1))  # (slot, axes reversed): Fortran order per slot
+        self._memory_order = (0,) + tuple(range(grid.dim, 0, -1))  # slot, then axes reversed
         self._rows = cols[0].reshape(-1, 1, order="F").astype(PETSc.IntType)
         self._cols = np.stack([c.ravel(order="F") for c in cols], axis=1).astype(PETSc.IntType)
         self._work = None
@@ -46,9 +47,9 @@ class Stencil:
         """The CSR pattern (row pointers, global columns) of the owned rows, and for each entry
         of a coefficient array (2d+1, *owned_shape), slot-major with the points in Fortran
         order, the position in the value array it adds onto (repeated positions: a wall's
-        neighbour folded onto the diagonal): for the operator, and on one rank for its transpose; on several ranks,
-        the split pattern (diagonal block with local columns, off-diagonal block with
-        global ones) that the value array follows."""
+        neighbour folded onto the diagonal): for the operator, and on one rank for its
+        transpose; on several ranks, the split pattern (diagonal block with local columns,
+        off-diagonal block with global ones) that the value array follows."""
         ai, aj, _ = mat.getValuesCSR()
         ncols = np.int64(mat.getSize()[1])
         lg = self.grid.da.getLGMap().getIndices()

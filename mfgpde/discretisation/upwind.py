@@ -31,20 +31,11 @@ def laplacian(padded, h, weights=None):
     """Σ_d w_d (u_{i+1} − 2u_i + u_{i−1}) / h_d² at the owned points (w_d = 1: Δ_h u)."""
     centre = _shifted(padded, 0, 0)
     weights = [1.0] * padded.ndim if weights is None else weights
-    total = None
+    total = np.zeros_like(centre)  # the fields' (Fortran) order
     for d, w in enumerate(weights):
-        if w == 0:
-            continue
-        term = _shifted(padded, d, 1) - 2 * centre
-        term += _shifted(padded, d, -1)
-        if w != 1.0:
-            term *= w
-        term /= h[d] ** 2
-        if total is None:
-            total = term
-        else:
-            total += term
-    return 0.0 * centre if total is None else total
+        if w != 0:
+            total += w * (_shifted(padded, d, 1) - 2 * centre + _shifted(padded, d, -1)) / h[d] ** 2
+    return total
 
 
 def engquist_osher(p_minus, p_plus, concave=False):
